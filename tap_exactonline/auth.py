@@ -1,0 +1,296 @@
+"""Exact Online OAuth tokens: choosing, refreshing, persisting.
+
+Exact refresh tokens are single-use: every refresh returns a new one and kills the old. A new
+access token may only be requested 570 s after the previous one. So the whole tap shares ONE
+authenticator, refreshes ~30 s before expiry (or once on a 401), and persists every rotation
+before using the new access token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+LOGGER = logging.getLogger("tap_exactonline.auth")
+
+ACCESS_TOKEN_MARGIN_SECONDS = 30
+MIN_REFRESH_INTERVAL_SECONDS = 570
+TOO_EARLY_DESCRIPTION = "access_token not expired"
+REAUTHORIZE_ERRORS = {"invalid_grant", "invalid_client", "invalid_request", "unauthorized_client"}
+TOKEN_STATE_KEY = "exactonline_tokens"
+
+
+class AuthorizationRequiredError(Exception):
+    """Exact refused our refresh token or client: a person has to authorize the app again."""
+
+
+class TokenRefreshError(Exception):
+    """The token endpoint could not be reached or answered unexpectedly."""
+
+
+def fingerprint(secret: str) -> str:
+    """A short, irreversible identifier of a token, to recognise it without storing it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """One link of a refresh-token chain. `origin` fingerprints the configured token it came from."""
+
+    refresh_token: str
+    access_token: str | None
+    expires_at: float
+    obtained_at: float
+    origin: str
+
+    def __repr__(self) -> str:  # never show a token, even in a debugger or traceback
+        return (
+            f"TokenSet(obtained_at={self.obtained_at:.0f}, expires_at={self.expires_at:.0f}, "
+            f"origin={self.origin})"
+        )
+
+    __str__ = __repr__
+
+    def access_token_valid(self, now: float, margin: float = ACCESS_TOKEN_MARGIN_SECONDS) -> bool:
+        return bool(self.access_token) and self.expires_at - margin > now
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> TokenSet | None:
+        """Read a stored token set; anything malformed counts as absent."""
+        if not isinstance(data, dict) or not isinstance(data.get("refresh_token"), str):
+            return None
+        try:
+            return cls(
+                refresh_token=data["refresh_token"],
+                access_token=data.get("access_token") or None,
+                expires_at=float(data.get("expires_at") or 0),
+                obtained_at=float(data.get("obtained_at") or 0),
+                origin=str(data.get("origin") or ""),
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+def choose_tokens(
+    config_refresh_token: str | None, stored: Iterable[TokenSet | None]
+) -> tuple[TokenSet, str]:
+    """Pick the token set to start from, and say where it came from.
+
+    The newest stored token wins, unless the configured refresh token is one we have never seen:
+    then the user authorized again and the configured token starts a new chain.
+    """
+    candidates = [t for t in stored if t is not None]
+    newest = max(candidates, key=lambda t: t.obtained_at, default=None)
+    if config_refresh_token:
+        config_print = fingerprint(config_refresh_token)
+        known = {t.origin for t in candidates} | {fingerprint(t.refresh_token) for t in candidates}
+        if newest is None or config_print not in known:
+            fresh = TokenSet(config_refresh_token, None, 0.0, 0.0, config_print)
+            return fresh, "config"
+    if newest is None:
+        raise AuthorizationRequiredError(
+            "No refresh token: set `refresh_token` (from the first authorization of the app)."
+        )
+    return newest, "stored"
+
+
+class FileTokenStore:
+    """Tokens in a local JSON file, replaced atomically so a crash never leaves half a file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+
+    def __repr__(self) -> str:
+        return f"FileTokenStore({self.path})"
+
+    def read(self) -> TokenSet | None:
+        try:
+            return TokenSet.from_dict(json.loads(self.path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise TokenRefreshError(
+                f"token_store {self.path} cannot be read ({type(exc).__name__})"
+            ) from None
+
+    def write(self, tokens: TokenSet) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(tokens.to_dict(), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, self.path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # make the rename itself durable
+        finally:
+            os.close(directory)
+
+
+class ExactAuthenticator(requests.auth.AuthBase):
+    """The tap's single authenticator: adds the bearer token, refreshes and persists rotations."""
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        tokens: TokenSet,
+        store: FileTokenStore | None,
+        on_rotate: Callable[[TokenSet], None],
+        timeout: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._tokens = tokens
+        self._store = store
+        self._on_rotate = on_rotate
+        self._timeout = timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        # A plain session: no urllib3 retries, because replaying a consumed refresh token
+        # can make Exact revoke the whole chain.
+        self._session = requests.Session()
+        self.refresh_count = 0
+
+    def __repr__(self) -> str:
+        return f"ExactAuthenticator({self._tokens!r})"
+
+    @property
+    def tokens(self) -> TokenSet:
+        return self._tokens
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this authenticator holds, to scrub from any text we show."""
+        values = (
+            self._client_secret,
+            self._tokens.refresh_token,
+            self._tokens.access_token or "",
+        )
+        return tuple(v for v in values if v)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.access_token()}"
+        return request
+
+    def access_token(self) -> str:
+        with self._lock:
+            if not self._tokens.access_token_valid(self._clock()):
+                self._refresh()
+            assert self._tokens.access_token is not None  # _refresh raises otherwise
+            return self._tokens.access_token
+
+    def refresh_after_unauthorized(self, rejected_token: str | None) -> None:
+        """Exact said 401: refresh once, unless another caller already replaced that token."""
+        with self._lock:
+            if rejected_token is not None and rejected_token != self._tokens.access_token:
+                return
+            self._refresh(force=True)
+
+    def _refresh(self, *, force: bool = False) -> None:
+        now = self._clock()
+        current = self._tokens
+        too_soon = now - current.obtained_at < MIN_REFRESH_INTERVAL_SECONDS
+        if too_soon and current.access_token_valid(now, margin=0) and not force:
+            return  # Exact would refuse the refresh; the current token still works
+        response = self._post_refresh(current.refresh_token)
+        body = _json_or_empty(response)
+        if response.status_code == 200 and body.get("access_token"):
+            self._rotate(body, now, current.origin)
+            return
+        error = str(body.get("error") or "")
+        description = str(body.get("error_description") or "")
+        if TOO_EARLY_DESCRIPTION in description:
+            if current.access_token_valid(now, margin=0):
+                LOGGER.info("Exact refused an early token refresh; keeping the current token.")
+                return
+            raise TokenRefreshError(
+                "Exact refused a token refresh because the last one was less than 570 s ago, "
+                "and there is no valid access token to continue with; run again in 10 minutes."
+            )
+        if error in REAUTHORIZE_ERRORS or response.status_code in (400, 401):
+            raise AuthorizationRequiredError(
+                f"Exact rejected the refresh token ({self._scrub(error or str(response.status_code))}"
+                f"{': ' + self._scrub(description) if description else ''}). Authorize the app "
+                "again and set the new `refresh_token`."
+            )
+        raise TokenRefreshError(
+            f"Exact's token endpoint answered HTTP {response.status_code}; the refresh token may "
+            "still be valid, run again later."
+        )
+
+    def _post_refresh(self, refresh_token: str) -> requests.Response:
+        data = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+        }
+        try:
+            return self._session.post(
+                self._token_url,
+                data=data,
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            raise TokenRefreshError(
+                f"Exact's token endpoint could not be reached ({type(exc).__name__})."
+            ) from None
+
+    def _rotate(self, body: dict[str, Any], now: float, origin: str) -> None:
+        try:
+            lifetime = float(body.get("expires_in") or 600)
+        except (TypeError, ValueError):
+            lifetime = 600.0
+        new = TokenSet(
+            refresh_token=str(body.get("refresh_token") or self._tokens.refresh_token),
+            access_token=str(body["access_token"]),
+            expires_at=now + lifetime,
+            obtained_at=now,
+            origin=origin,
+        )
+        # Durable first: if we crash after this line, the next run still has the new token.
+        if self._store is not None:
+            self._store.write(new)
+        self._tokens = new
+        self.refresh_count += 1
+        self._on_rotate(new)
+        LOGGER.info("Refreshed the Exact access token (valid %.0f s).", lifetime)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _json_or_empty(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,468 @@
+"""HTTP rules for Exact Online: rate-limit budgets, retries, 401 refresh, errors, OData paging."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, cast
+from urllib.parse import quote, urlsplit
+
+import msgspec
+import requests
+from singer_sdk import Tap
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.helpers.types import Context
+from singer_sdk.pagination import BaseHATEOASPaginator
+from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
+from typing_extensions import override
+
+from tap_exactonline.auth import ExactAuthenticator
+from tap_exactonline.catalog import EntitySpec
+from tap_exactonline.odata import RecordPlan
+
+LOGGER = logging.getLogger("tap_exactonline.http")
+
+MAX_MINUTE_WAIT_SECONDS = 61.0  # never trust a reset header further away than one window
+MAX_CONSECUTIVE_429 = 10
+MAX_BACKOFF_SECONDS = 120.0
+TRANSIENT_STATUSES = {500, 502, 503, 504}
+_PAYLOAD_ATTRIBUTE = "_exact_payload"
+_TAGS = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"\s+")
+# OData punctuation stays readable in the query; spaces become %20 (not "+").
+_ODATA_SAFE = "$,'():"
+
+
+class ExactAPIError(FatalAPIError):
+    """Exact refused a request in a way retrying will not fix."""
+
+
+class UnauthorizedError(ExactAPIError):
+    def __init__(self, message: str, response: requests.Response) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class RateLimitedError(RetriableAPIError):
+    """HTTP 429: wait for the window to reset, then send the same request again."""
+
+
+class DailyBudgetSpentError(Exception):
+    def __init__(self, division: int) -> None:
+        super().__init__(f"daily API budget of division {division} is spent")
+        self.division = division
+
+
+@dataclass
+class Budget:
+    """What Exact's X-RateLimit-* headers last told us about one division."""
+
+    minutely_remaining: int | None = None
+    minutely_reset: float | None = None  # epoch seconds
+    daily_remaining: int | None = None
+    daily_reset: float | None = None
+
+
+def _header_int(headers: Any, name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _header_epoch(headers: Any, name: str) -> float | None:
+    """Reset headers are epoch milliseconds; accept seconds too (an old Exact SDK claims so)."""
+    value = _header_int(headers, name)
+    if value is None:
+        return None
+    return value / 1000.0 if value > 10**11 else float(value)
+
+
+class RateLimiter:
+    """Keeps each division inside Exact's minutely and daily budgets."""
+
+    def __init__(
+        self,
+        *,
+        daily_reserve: int,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.daily_reserve = daily_reserve
+        self._clock = clock
+        self._sleep = sleep
+        self.budgets: dict[int, Budget] = {}
+        self.spent_divisions: set[int] = set()
+
+    def budget(self, division: int) -> Budget:
+        return self.budgets.setdefault(division, Budget())
+
+    def record(self, division: int | None, headers: Any) -> None:
+        if division is None:
+            return  # calls without a division (current/Me) are not counted by Exact
+        budget = self.budget(division)
+        minutely = _header_int(headers, "X-RateLimit-Minutely-Remaining")
+        if minutely is not None:
+            budget.minutely_remaining = minutely
+            budget.minutely_reset = _header_epoch(headers, "X-RateLimit-Minutely-Reset")
+        daily = _header_int(headers, "X-RateLimit-Remaining")
+        if daily is not None:
+            budget.daily_remaining = daily
+            budget.daily_reset = _header_epoch(headers, "X-RateLimit-Reset")
+        if self.daily_budget_spent(division):
+            self.spent_divisions.add(division)
+
+    def daily_budget_spent(self, division: int | None) -> bool:
+        if division is None:
+            return False
+        budget = self.budget(division)
+        if budget.daily_remaining is None or budget.daily_remaining > self.daily_reserve:
+            return False
+        return budget.daily_reset is None or budget.daily_reset > self._clock()
+
+    def before_request(self, division: int | None) -> None:
+        """Wait for the next minute window instead of sending a request that would get a 429."""
+        if division is None:
+            return
+        if self.daily_budget_spent(division):
+            raise DailyBudgetSpentError(division)
+        budget = self.budget(division)
+        if budget.minutely_remaining is not None and budget.minutely_remaining <= 0:
+            self._wait_for_window(division, budget.minutely_reset, "minutely budget used up")
+            budget.minutely_remaining = None
+
+    def after_429(self, division: int | None, headers: Any) -> None:
+        self.record(division, headers)
+        if division is not None and self.daily_budget_spent(division):
+            raise DailyBudgetSpentError(division)
+        reset = _header_epoch(headers, "X-RateLimit-Minutely-Reset")
+        self._wait_for_window(division, reset, "HTTP 429")
+        if division is not None:
+            self.budget(division).minutely_remaining = None
+
+    def _wait_for_window(self, division: int | None, reset: float | None, why: str) -> None:
+        now = self._clock()
+        if reset is None or reset <= now:
+            # No usable reset header: Exact's window is the calendar minute.
+            wait = 60.0 - now % 60.0 + 0.5 if reset is None else 0.2
+        else:
+            wait = reset - now + 0.1
+        wait = min(wait, MAX_MINUTE_WAIT_SECONDS)
+        LOGGER.info("Division %s: %s, waiting %.1f s for the next window.", division, why, wait)
+        self._sleep(wait)
+
+
+def division_of(url: str) -> int | None:
+    """`.../api/v1/123456/crm/Accounts` -> 123456; None for current/Me and system/Users."""
+    parts = urlsplit(url).path.split("/")
+    try:
+        index = parts.index("v1") + 1
+    except ValueError:
+        return None
+    if index < len(parts) and parts[index] == "beta":
+        index += 1
+    return int(parts[index]) if index < len(parts) and parts[index].isdigit() else None
+
+
+def payload_of(response: requests.Response) -> Any:
+    """The decoded JSON body, decoded once per response."""
+    payload = getattr(response, _PAYLOAD_ATTRIBUTE, None)
+    if payload is None:
+        payload = msgspec.json.decode(response.content)
+        setattr(response, _PAYLOAD_ATTRIBUTE, payload)
+    return payload
+
+
+def exact_error_text(response: requests.Response) -> str:
+    """Exact's own words: `error.message.value`, an OAuth description, or a cleaned-up body."""
+    try:
+        body = payload_of(response)
+    except msgspec.DecodeError:
+        text = _SPACES.sub(" ", _TAGS.sub(" ", response.text)).strip()
+        return text[:200] or response.reason or "no response body"
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+            value = message.get("value") if isinstance(message, dict) else message
+            if value:
+                return str(value)
+        if body.get("error_description"):
+            return str(body["error_description"])
+    return response.reason or "no message"
+
+
+class ExactHttp:
+    """Sends requests one at a time, under Exact's budgets, with bounded retries."""
+
+    def __init__(
+        self,
+        *,
+        authenticator: ExactAuthenticator,
+        limiter: RateLimiter,
+        max_retries: int,
+        retry_base_seconds: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.max_retries = max_retries
+        self.retry_base_seconds = retry_base_seconds
+        self._sleep = sleep
+        self.session = requests.Session()  # keep-alive across streams; no urllib3 retries
+
+    def check(self, response: requests.Response, what: str) -> None:
+        """Classify a response: record budgets, raise for anything that is not usable data."""
+        division = division_of(response.url)
+        self.limiter.record(division, response.headers)
+        status = response.status_code
+        if status == 429:
+            raise RateLimitedError(f"{what}: HTTP 429 Too Many Requests", response)
+        if status == 401:
+            raise UnauthorizedError(f"{what}: HTTP 401: {self._text(response)}", response)
+        if status in TRANSIENT_STATUSES or status > 500:
+            raise RetriableAPIError(f"{what}: HTTP {status}: {self._text(response)}", response)
+        if status >= 400:
+            raise ExactAPIError(f"{what}: HTTP {status}: {self._text(response)}")
+        try:
+            payload_of(response)
+        except msgspec.DecodeError:
+            # A proxy or maintenance page instead of JSON: transient by nature.
+            raise RetriableAPIError(
+                f"{what}: HTTP {status} without a JSON body: {self._text(response)}", response
+            ) from None
+
+    def execute(
+        self,
+        send: Callable[[], requests.Response],
+        *,
+        division: int | None,
+        what: str,
+    ) -> requests.Response:
+        failures = rate_limited = 0
+        refreshed = False
+        while True:
+            self.limiter.before_request(division)
+            try:
+                return send()
+            except RateLimitedError as exc:
+                rate_limited += 1
+                if rate_limited > MAX_CONSECUTIVE_429:
+                    raise ExactAPIError(f"{what}: still HTTP 429 after {rate_limited} waits") from None
+                headers = exc.response.headers if exc.response is not None else {}
+                self.limiter.after_429(division, headers)
+            except UnauthorizedError as exc:
+                if refreshed:
+                    raise ExactAPIError(
+                        f"{exc} (even with a freshly refreshed access token)"
+                    ) from None
+                refreshed = True
+                rejected = exc.response.request.headers.get("Authorization", "")
+                self.authenticator.refresh_after_unauthorized(rejected.removeprefix("Bearer "))
+            except (
+                RetriableAPIError,
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
+                failures += 1
+                reason = str(exc) if isinstance(exc, RetriableAPIError) else type(exc).__name__
+                if failures > self.max_retries:
+                    raise ExactAPIError(
+                        f"{what}: gave up after {failures} attempts; last error: {reason}"
+                    ) from None
+                wait = min(self.retry_base_seconds * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+                wait *= random.uniform(0.5, 1.5)  # jitter: parallel jobs must not retry in step
+                LOGGER.warning("%s: %s; retry %d in %.1f s.", what, reason, failures, wait)
+                self._sleep(wait)
+
+    def _text(self, response: requests.Response) -> str:
+        text = exact_error_text(response)
+        for secret in self.authenticator.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+class ODataNextLinkPaginator(BaseHATEOASPaginator):
+    """Follows `d.__next`, the absolute URL Exact gives for the next page.
+
+    The link is only followed to the host we were configured with (it carries our bearer token),
+    and not at all once `may_continue` says the division's daily budget is spent.
+    """
+
+    def __init__(self, *, origin: str, may_continue: Callable[[], bool]) -> None:
+        super().__init__()
+        self._origin = origin
+        self._may_continue = may_continue
+
+    def get_next_url(self, response: requests.Response) -> str | None:
+        body = payload_of(response).get("d")
+        next_url = body.get("__next") if isinstance(body, dict) else None
+        if not next_url:
+            return None
+        parts = urlsplit(next_url)
+        if f"{parts.scheme}://{parts.netloc}" != self._origin:
+            raise ExactAPIError(f"Exact's next-page link points to another host: {parts.netloc}")
+        return str(next_url)
+
+    def has_more(self, response: requests.Response) -> bool:
+        return super().has_more(response) and self._may_continue()
+
+
+def odata_rows(response: requests.Response) -> Iterable[dict[str, Any]]:
+    """`{"d": {"results": [...]}}` for collections; `{"d": {...}}` for a single entity."""
+    body = payload_of(response).get("d")
+    if isinstance(body, dict):
+        results = body.get("results")
+        if isinstance(results, list):
+            return results
+        return [body]
+    if isinstance(body, list):
+        return body
+    return []
+
+
+class ExactTapContext(Protocol):
+    """What streams need from the tap: one of each, shared by all streams."""
+
+    api_base: str
+    origin: str
+    authenticator: ExactAuthenticator
+    http: ExactHttp
+    limiter: RateLimiter
+    divisions: list[int]
+
+
+class ExactStream(RESTStream[str]):
+    """One Exact entity, read per division. Subclasses are generated from catalog specs."""
+
+    spec: ClassVar[EntitySpec]
+    # Records are built to match the schema exactly (RecordPlan), so the SDK's per-value
+    # conformance pass would only cost CPU.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(self, tap: Tap) -> None:
+        rename = tap.config.get("column_names", "snake_case") == "snake_case"
+        self.plan = RecordPlan(self.spec.fields, rename=rename)
+        super().__init__(
+            tap, name=self.spec.name, schema=self.spec.schema(self.plan), path=self.spec.url_path
+        )
+        keys = [self.plan.division_column, *(self.plan.column_for[k] for k in self.spec.keys)]
+        self.primary_keys = list(dict.fromkeys(keys))
+        self._division: int | None = None
+        self._stopped_short = False
+
+    @property
+    def exact(self) -> ExactTapContext:
+        return cast("ExactTapContext", self._tap)
+
+    @property
+    @override
+    def url_base(self) -> str:
+        return self.exact.api_base
+
+    @property
+    @override
+    def authenticator(self) -> ExactAuthenticator:
+        return self.exact.authenticator
+
+    @property
+    @override
+    def requests_session(self) -> requests.Session:
+        return self.exact.http.session
+
+    @property
+    @override
+    def http_headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
+
+    @property
+    @override
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout") or 60)
+
+    @property
+    @override
+    def partitions(self) -> list[dict[str, Any]] | None:
+        if not self.spec.division_in_path or self.parent_stream_type is not None:
+            return None
+        return [{"division": division} for division in self.exact.divisions]
+
+    def describe(self, division: int | None) -> str:
+        return self.name if division is None else f"{self.name} (division {division})"
+
+    @override
+    def request_decorator(self, func: Callable[..., requests.Response]) -> Any:
+        def send_by_exact_rules(
+            prepared: requests.PreparedRequest, context: Context | None
+        ) -> requests.Response:
+            division = division_of(prepared.url or "")
+            return self.exact.http.execute(
+                lambda: func(prepared, context), division=division, what=self.describe(division)
+            )
+
+        return send_by_exact_rules
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        self.exact.http.check(response, self.describe(division_of(response.url)))
+
+    def query_params(self, context: Context | None) -> dict[str, str]:
+        """Options for the first page; later pages follow Exact's `__next` link as given."""
+        return {"$select": ",".join(self.spec.fields)}
+
+    @override
+    def get_http_request(self, *, page: PageContext[str]) -> HTTPRequest:
+        if page.next_page_token:
+            return HTTPRequest(url=page.next_page_token, headers=self.http_headers)
+        url = self.get_url(page.stream_context)
+        params = self.query_params(page.stream_context)
+        if params:
+            url += "?" + "&".join(f"{k}={quote(v, safe=_ODATA_SAFE)}" for k, v in params.items())
+        return HTTPRequest(url=url, headers=self.http_headers)
+
+    @override
+    def get_new_paginator(self) -> ODataNextLinkPaginator:
+        return ODataNextLinkPaginator(origin=self.exact.origin, may_continue=self._may_continue)
+
+    def _may_continue(self) -> bool:
+        if self.exact.limiter.daily_budget_spent(self._division):
+            self._stopped_short = True
+            return False
+        return True
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        return odata_rows(response)
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:
+        return self.plan.apply(row, context.get("division") if context else None)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        division = context.get("division") if context else None
+        self._division, self._stopped_short = division, False
+        if self.exact.limiter.daily_budget_spent(division):
+            self.logger.info("Skipping %s: the daily budget is spent.", self.describe(division))
+            return
+        try:
+            yield from super().get_records(context)
+        except DailyBudgetSpentError:
+            self._stopped_short = True
+        if self._stopped_short and not self.is_sorted:
+            # Unsorted rows: the bookmark may only move after a complete read, so keep the old
+            # one and let the next run read this window again.
+            self.get_context_state(context).pop("progress_markers", None)
+
+    @override
+    def get_child_context(self, record: dict, context: Context | None) -> dict:
+        key_column = self.plan.column_for[self.spec.keys[0]]
+        return {"division": record[self.plan.division_column], "parent_id": record[key_column]}

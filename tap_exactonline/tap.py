@@ -1,0 +1,220 @@
+"""tap-exactonline: settings, the shared authenticator and HTTP rules, and the stream list."""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from typing import Any
+
+import requests
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from typing_extensions import override
+
+from tap_exactonline.auth import (
+    TOKEN_STATE_KEY,
+    AuthorizationRequiredError,
+    ExactAuthenticator,
+    FileTokenStore,
+    TokenRefreshError,
+    TokenSet,
+    choose_tokens,
+)
+from tap_exactonline.catalog import enabled_specs
+from tap_exactonline.client import ExactHttp, RateLimiter, odata_rows
+from tap_exactonline.streams import stream_classes
+
+REGIONS = {
+    "nl": "https://start.exactonline.nl",
+    "be": "https://start.exactonline.be",
+    "de": "https://start.exactonline.de",
+    "uk": "https://start.exactonline.co.uk",
+    "us": "https://start.exactonline.com",
+    "es": "https://start.exactonline.es",
+    "fr": "https://start.exactonline.fr",
+}
+
+
+class TapExactOnline(Tap):
+    """Singer tap for Exact Online."""
+
+    name = "tap-exactonline"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("client_id", th.StringType, required=True, description="OAuth client ID."),
+        th.Property(
+            "client_secret", th.StringType, required=True, secret=True,
+            description="OAuth client secret.",
+        ),
+        th.Property(
+            "refresh_token", th.StringType, secret=True,
+            description="Refresh token from the first authorization. Rotated tokens kept in the "
+            "state or token_store supersede it until you put a new one here.",
+        ),
+        th.Property(
+            "region", th.StringType, default="nl", allowed_values=sorted(REGIONS),
+            description="Exact Online country site: nl, be, de, uk, us, es or fr.",
+        ),
+        th.Property(
+            "base_url", th.URIType,
+            description="Overrides `region` for the API and the token endpoint (sandbox, proxy, "
+            "tests), e.g. https://start.exactonline.nl.",
+        ),
+        th.Property(
+            "divisions", th.ArrayType(th.IntegerType),
+            description="Division (administration) codes to read. Default: the user's current "
+            "division from current/Me.",
+        ),
+        th.Property(
+            "start_date", th.DateTimeType,
+            description="Earliest Modified date for incremental standard endpoints.",
+        ),
+        th.Property(
+            "token_store", th.StringType,
+            description="Path of a durable token file (written before a new token is used).",
+        ),
+        th.Property(
+            "request_timeout", th.IntegerType, default=60,
+            description="Seconds to wait for one HTTP response.",
+        ),
+        th.Property(
+            "column_names", th.StringType, default="snake_case",
+            allowed_values=["snake_case", "original"],
+            description="`snake_case` (amount_dc) or Exact's `original` names (AmountDC).",
+        ),
+        th.Property(
+            "daily_budget_reserve", th.IntegerType, default=25,
+            description="Stop a division cleanly when fewer daily API calls than this remain.",
+        ),
+        th.Property(
+            "max_retries", th.IntegerType, default=5,
+            description="Retries of a request after a 5xx, timeout or dropped connection.",
+        ),
+        th.Property(
+            "retry_base_seconds", th.NumberType, default=2.0,
+            description="First retry wait; doubles per retry, with jitter.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._incoming_tokens: TokenSet | None = None
+        super().__init__(*args, **kwargs)
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        errors = super()._validate_config(raise_errors=raise_errors)
+        for setting in ("max_retries", "daily_budget_reserve", "request_timeout"):
+            value = self.config.get(setting)
+            if isinstance(value, int) and value < 0:
+                errors.append(f"Setting `{setting}` must not be negative (got {value}).")
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [stream_class(tap=self) for stream_class in stream_classes(enabled_specs())]
+
+    # Shared by all streams: one authenticator (rotation), one HTTP policy, one budget.
+
+    @cached_property
+    def origin(self) -> str:
+        return str(self.config.get("base_url") or REGIONS[self.config.get("region") or "nl"]).rstrip(
+            "/"
+        )
+
+    @cached_property
+    def api_base(self) -> str:
+        return f"{self.origin}/api/v1"
+
+    @cached_property
+    def token_store(self) -> FileTokenStore | None:
+        path = self.config.get("token_store")
+        return FileTokenStore(path) if path else None
+
+    @cached_property
+    def authenticator(self) -> ExactAuthenticator:
+        stored = [self._incoming_tokens, self.token_store.read() if self.token_store else None]
+        tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
+        self.logger.info("Using the %s refresh token.", source)
+        # Outgoing state always carries the newest tokens, even if this run never refreshes.
+        self.state[TOKEN_STATE_KEY] = tokens.to_dict()
+        return ExactAuthenticator(
+            token_url=f"{self.origin}/api/oauth2/token",
+            client_id=self.config["client_id"],
+            client_secret=self.config["client_secret"],
+            tokens=tokens,
+            store=self.token_store,
+            on_rotate=self._save_rotated_tokens,
+            timeout=float(self.config.get("request_timeout") or 60),
+        )
+
+    def _save_rotated_tokens(self, tokens: TokenSet) -> None:
+        self.state[TOKEN_STATE_KEY] = tokens.to_dict()
+        self.state_writer.write_state(self.state)
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        return RateLimiter(daily_reserve=int(self.config.get("daily_budget_reserve", 25)))
+
+    @cached_property
+    def http(self) -> ExactHttp:
+        return ExactHttp(
+            authenticator=self.authenticator,
+            limiter=self.limiter,
+            max_retries=int(self.config.get("max_retries", 5)),
+            retry_base_seconds=float(self.config.get("retry_base_seconds", 2.0)),
+        )
+
+    @cached_property
+    def divisions(self) -> list[int]:
+        configured = self.config.get("divisions")
+        if configured:
+            return [int(division) for division in configured]
+        url = f"{self.api_base}/current/Me?$select=CurrentDivision"
+
+        def send() -> requests.Response:
+            request = requests.Request("GET", url, headers={"Accept": "application/json"})
+            prepared = self.http.session.prepare_request(request)
+            response = self.http.session.send(self.authenticator(prepared), timeout=60)
+            self.http.check(response, "current/Me")
+            return response
+
+        rows = list(odata_rows(self.http.execute(send, division=None, what="current/Me")))
+        if not rows or not rows[0].get("CurrentDivision"):
+            raise FatalAPIError("current/Me returned no CurrentDivision; set `divisions`.")
+        division = int(rows[0]["CurrentDivision"])
+        self.logger.info("No `divisions` set: reading the current division %d.", division)
+        return [division]
+
+    # State: the SDK keeps only `bookmarks` from incoming state; we also keep our tokens.
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._incoming_tokens = TokenSet.from_dict(state.get(TOKEN_STATE_KEY))
+
+    @override
+    def sync_all(self) -> None:
+        try:
+            super().sync_all()
+        except (AuthorizationRequiredError, TokenRefreshError, FatalAPIError) as exc:
+            self.state_writer.write_state(self.state)  # keep every bookmark reached so far
+            self.logger.error("%s", exc)  # noqa: TRY400 - one clear line, no traceback
+            sys.exit(1)
+        for division in sorted(self.limiter.spent_divisions):
+            budget = self.limiter.budget(division)
+            self.logger.warning(
+                "Daily API budget of division %d is spent (%s calls left, reserve %d): "
+                "stopped early; the next run resumes where this one stopped.",
+                division,
+                budget.daily_remaining,
+                self.limiter.daily_reserve,
+            )
+
+
+if __name__ == "__main__":
+    TapExactOnline.cli()
