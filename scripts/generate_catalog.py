@@ -9,12 +9,15 @@ committed; tests/test_catalog.py fails when it and this generator disagree.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tap_exactonline.odata import snake_case  # noqa: E402
+
 DEFAULT_SOURCE = REPO.parent / "shared" / "exact-api" / "endpoints.json"
 OUTPUT = REPO / "tap_exactonline" / "catalog.json"
 
@@ -42,17 +45,6 @@ CHILDREN = {
         "parameters": {"itemId": "guid:ID", "modified": "datetime:start"},
     },
 }
-
-_CAMEL_BOUNDARY_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
-_CAMEL_BOUNDARY_2 = re.compile(r"([a-z\d])([A-Z])")
-
-
-def snake_case(name: str) -> str:
-    """AmountDC -> amount_dc, GLAccount -> gl_account, ID -> id."""
-    name = _CAMEL_BOUNDARY_1.sub(r"\1_\2", name)
-    name = _CAMEL_BOUNDARY_2.sub(r"\1_\2", name)
-    return name.replace("__", "_").lower()
-
 
 def _relative_path(uri: str) -> tuple[str, bool, bool]:
     """Return (path after the division, whether a division is in the URL, whether beta)."""
