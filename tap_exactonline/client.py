@@ -142,6 +142,10 @@ class RateLimiter:
         if division is not None and self.daily_budget_spent(division):
             raise DailyBudgetSpentError(division)
         reset = _header_epoch(headers, "X-RateLimit-Minutely-Reset")
+        if reset is None and division is not None:
+            # A 429 without headers belongs to the window the last response told us about.
+            known = self.budget(division).minutely_reset
+            reset = known if known is not None and known > self._clock() else None
         self._wait_for_window(division, reset, "HTTP 429")
         if division is not None:
             self.budget(division).minutely_remaining = None

@@ -423,3 +423,11 @@ def test_non_json_success_body_is_retriable():
         http.check(_response(200, b"<html>maintenance</html>"), "test")
     with pytest.raises(UnauthorizedError):
         http.check(_response(401), "test")
+
+
+def test_429_without_headers_uses_the_last_known_window():
+    time = FakeTime()
+    limiter = RateLimiter(daily_reserve=10, clock=time.clock, sleep=time.sleep)
+    limiter.record(5, _headers(minutely_remaining=3, minutely_reset=(time.now + 4) * 1000))
+    limiter.after_429(5, {})
+    assert time.sleeps == [pytest.approx(4.1)]

@@ -1,0 +1,92 @@
+"""Run the real `tap-exactonline` CLI and read what it wrote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TAP = shutil.which("tap-exactonline") or str(Path(sys.executable).with_name("tap-exactonline"))
+
+
+@dataclass
+class TapRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+
+    def record_counts(self) -> Counter[str]:
+        return Counter(m["stream"] for m in self.messages if m["type"] == "RECORD")
+
+    def by_division(self, stream: str) -> dict[int, list[dict[str, Any]]]:
+        grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for record in self.records(stream):
+            grouped[record["division"]].append(record)
+        return grouped
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        return self.states[-1]
+
+    def bookmark(self, stream: str, division: int) -> Any:
+        for partition in self.final_state["bookmarks"][stream].get("partitions", []):
+            if partition["context"].get("division") == division:
+                return partition.get("replication_key_value")
+        return None
+
+
+def discover(config_path: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [TAP, "--config", str(config_path), "--discover"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    return json.loads(result.stdout)
+
+
+def select(catalog: dict[str, Any], streams: set[str] | None) -> dict[str, Any]:
+    """Select the named streams (all when None)."""
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == []:
+                entry["metadata"]["selected"] = streams is None or stream["tap_stream_id"] in streams
+    return catalog
+
+
+def run_tap(
+    work: Path,
+    config: dict[str, Any],
+    *,
+    streams: set[str] | None = None,
+    state: dict[str, Any] | None = None,
+    timeout: float = 300,
+) -> TapRun:
+    """Run one sync with the given config, stream selection and incoming state."""
+    work.mkdir(parents=True, exist_ok=True)
+    config_path = work / "config.json"
+    config_path.write_text(json.dumps(config))
+    catalog_path = work / "catalog.json"
+    catalog_path.write_text(json.dumps(select(discover(config_path), streams)))
+    args = [TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
+    if state is not None:
+        state_path = work / "state.json"
+        state_path.write_text(json.dumps(state))
+        args += ["--state", str(state_path)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return TapRun(result.returncode, result.stdout, result.stderr, parse_messages(result.stdout))
+
+
+def parse_messages(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]

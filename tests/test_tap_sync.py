@@ -1,0 +1,310 @@
+"""The real CLI against the fake Exact server over HTTP: every stream, paging, increments, tokens,
+faults, rate limits, the daily budget and resuming."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tap_exactonline.catalog import ENABLED_STREAMS, load_catalog
+from tests.fake_exact import FakeExact
+from tests.tap_runner import TAP, discover, parse_messages, run_tap, select
+
+DIVISIONS = (1001, 1002)
+ISO_DATETIME = re.compile(r"^-?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+# Small but always more than one page: 1,000-row pages for sync/bulk, 60 for the others.
+SMALL_ROWS = {
+    name: 1100 if load_catalog()[name].page_size == 1000 else 75 for name in ENABLED_STREAMS
+} | {"me": 1}
+
+
+def tap_config(fake: FakeExact, **extra):
+    return {
+        "client_id": "fake-client-id",
+        "client_secret": "fake-client-secret",
+        "refresh_token": "fake-initial-refresh-token",
+        "base_url": fake.base_url,
+        "divisions": list(DIVISIONS),
+        "retry_base_seconds": 0.01,
+        **extra,
+    }
+
+
+@pytest.fixture
+def fake():
+    with FakeExact(divisions=DIVISIONS, rows=SMALL_ROWS) as server:
+        yield server
+
+
+def assert_no_secret_leaked(fake: FakeExact, *outputs: str) -> None:
+    for secret in fake.issued_secrets():
+        for output in outputs:
+            assert secret not in output
+
+
+def test_every_stream_every_division_every_row(fake: FakeExact, tmp_path: Path):
+    run = run_tap(tmp_path, tap_config(fake))
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    catalog = load_catalog()
+    for name in ENABLED_STREAMS:
+        spec = catalog[name]
+        if name == "me":
+            assert [r["division"] for r in run.records("me")] == [fake.current_division]
+            continue
+        if spec.child_of is not None:
+            continue  # checked below, per parent row
+        for division in DIVISIONS:
+            records = run.by_division(name).get(division, [])
+            assert len(records) == fake.row_count(name, division), (name, division)
+            keys = {tuple(r[k] for k in ("division", *[_col(x) for x in spec.keys])) for r in records}
+            assert len(keys) == len(records), f"duplicate keys in {name}"
+
+    # Child stream: one call per item, rows carry their item's id and division.
+    items = {(r["division"], r["id"]) for r in run.records("items")}
+    extra_fields = run.records("item_extra_fields")
+    assert extra_fields
+    assert {(r["division"], r["item_id"]) for r in extra_fields} <= items
+
+    # Requests: strictly one at a time, always JSON.
+    assert fake.max_concurrent_requests == 1
+    assert fake.requests_without_accept == 0
+    assert_no_secret_leaked(fake, run.stderr)
+
+
+def _col(name: str) -> str:
+    from tap_exactonline.odata import snake_case
+
+    return snake_case(name)
+
+
+def test_values_are_typed_as_the_schema_says(fake: FakeExact, tmp_path: Path):
+    run = run_tap(tmp_path, tap_config(fake, divisions=[1001]), streams={"transaction_lines"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = run.records("transaction_lines")
+    expected = {row["ID"]: row for row in fake.expected_rows("transaction_lines", 1001)}
+    assert len(records) == len(expected)
+    for record in records:
+        raw = expected[record["id"]]
+        assert "__metadata" not in record and "notes" not in record or "Notes" not in raw
+        assert isinstance(record["timestamp"], int) and record["timestamp"] == int(raw["Timestamp"])
+        assert record["amount_dc"] == raw["AmountDC"]
+        assert record["division"] == 1001
+        assert record["gl_account_code"] == raw["GLAccountCode"]  # padding kept
+        uuid.UUID(record["id"])
+        for column in ("date", "modified", "created", "due_date"):
+            value = record.get(column)
+            if value is not None:
+                assert ISO_DATETIME.match(value), (column, value)
+        if raw["Date"] is not None:
+            ms = int(re.search(r"-?\d+", raw["Date"]).group())
+            assert datetime.fromisoformat(record["date"]).timestamp() * 1000 == pytest.approx(ms)
+    schema = next(m["schema"] for m in run.messages if m["type"] == "SCHEMA")
+    assert schema["properties"]["amount_dc"]["type"] == ["number", "null"]
+    assert schema["properties"]["timestamp"]["type"][0] == "integer"
+    assert schema["properties"]["date"]["format"] == "date-time"
+
+
+def test_original_column_names(fake: FakeExact, tmp_path: Path):
+    run = run_tap(
+        tmp_path, tap_config(fake, divisions=[1001], column_names="original"), streams={"gl_accounts"}
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    record = run.records("gl_accounts")[0]
+    assert {"ID", "Timestamp", "Division"} <= set(record)
+
+
+def test_second_run_fetches_only_changes_and_reuses_the_token(fake: FakeExact, tmp_path: Path):
+    streams = {"accounts", "purchase_invoices", "reporting_balance"}
+    first = run_tap(tmp_path / "1", tap_config(fake), streams=streams)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert fake.refresh_count == 1
+    state = first.final_state
+    assert state["exactonline_tokens"]["refresh_token"] != "fake-initial-refresh-token"
+
+    changed_accounts = fake.mutate("accounts", 1001, update=3, insert=2)
+    changed_invoices = fake.mutate("purchase_invoices", 1002, update=2)
+    calls_before = fake.data_calls()
+
+    second = run_tap(tmp_path / "2", tap_config(fake), streams=streams, state=state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    # The access token from the first run is still valid: no second refresh within 570 s.
+    assert fake.refresh_count == 1
+    accounts = second.by_division("accounts")
+    assert sorted(r["id"] for r in accounts[1001]) == sorted(r["ID"] for r in changed_accounts)
+    assert accounts.get(1002, []) == []
+    invoices = {r["id"] for r in second.by_division("purchase_invoices").get(1002, [])}
+    assert {r["ID"] for r in changed_invoices} <= invoices
+    assert len(invoices) < fake.row_count("purchase_invoices", 1002)
+    assert second.by_division("purchase_invoices").get(1001, []) == []
+    # Full-table stream is read again; incremental ones cost one call per division.
+    assert len(second.records("reporting_balance")) == 2 * 75
+    assert fake.data_calls() - calls_before == 2 + 2 + 2 * 2
+    assert second.bookmark("accounts", 1001) > first.bookmark("accounts", 1001)
+
+
+def test_an_access_token_rejected_with_401_is_refreshed_once(fake: FakeExact, tmp_path: Path):
+    first = run_tap(tmp_path / "1", tap_config(fake), streams={"gl_accounts"})
+    assert first.returncode == 0
+    fake.advance_clock(601)  # Exact's clock: the access token expired, our state says valid
+    second = run_tap(tmp_path / "2", tap_config(fake), streams={"gl_accounts"}, state=first.final_state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert fake.refresh_count == 2
+    tokens = [s["exactonline_tokens"] for s in second.states if "exactonline_tokens" in s]
+    assert tokens[-1]["refresh_token"] != first.final_state["exactonline_tokens"]["refresh_token"]
+    assert_no_secret_leaked(fake, first.stderr, second.stderr)
+
+
+def test_rotated_token_is_emitted_in_state_at_once(fake: FakeExact, tmp_path: Path):
+    run = run_tap(tmp_path, tap_config(fake, divisions=[1001]), streams={"gl_accounts"})
+    first_record = next(i for i, m in enumerate(run.messages) if m["type"] == "RECORD")
+    early_states = [m for m in run.messages[:first_record] if m["type"] == "STATE"]
+    assert any("exactonline_tokens" in m["value"] for m in early_states)
+
+
+def test_refused_refresh_token_is_one_clear_line(fake: FakeExact, tmp_path: Path):
+    run = run_tap(tmp_path, tap_config(fake, refresh_token="not-a-token"), streams={"accounts"})
+    assert run.returncode == 1
+    assert "Authorize the app again" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "not-a-token" not in run.stderr
+    assert fake.token_calls == 1  # no retry loop
+
+
+def test_bad_settings_fail_before_any_request(fake: FakeExact, tmp_path: Path):
+    for bad, setting in (
+        ({"region": "xx"}, "region"),
+        ({"divisions": ["abc"]}, "divisions"),
+        ({"client_id": None}, "client_id"),
+    ):
+        config = tap_config(fake) | bad
+        config = {k: v for k, v in config.items() if v is not None}
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        result = subprocess.run([TAP, "--config", str(config_path)], capture_output=True, text=True)
+        assert result.returncode == 1
+        assert setting in result.stderr
+        assert "Traceback" not in result.stderr
+    assert fake.calls == []
+
+
+def test_5xx_html_pages_and_dropped_connections_are_retried(fake: FakeExact, tmp_path: Path):
+    fake.fail_next(2, status=503, body="html")
+    fake.fail_next(1, status=500, body="json")
+    fake.drop_next(1)
+    run = run_tap(tmp_path, tap_config(fake, divisions=[1001]), streams={"transaction_lines"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(run.records("transaction_lines")) == 1100
+    assert "Traceback" not in run.stderr
+
+
+def test_a_persistent_error_stops_with_exacts_message_and_keeps_state(fake: FakeExact, tmp_path: Path):
+    fake.fail_next(100, status=503, body="json", path_contains="TransactionLines")
+    run = run_tap(
+        tmp_path, tap_config(fake, divisions=[1001], max_retries=2),
+        streams={"gl_accounts", "transaction_lines"},
+    )
+    assert run.returncode == 1
+    assert "transaction_lines (division 1001)" in run.stderr
+    assert "gave up after 3 attempts" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.bookmark("gl_accounts", 1001)  # what was done before the failure is kept
+
+
+def test_429_is_waited_out(fake: FakeExact, tmp_path: Path):
+    fake.rate_limit_next(1, headers="minutely")
+    fake.rate_limit_next(1, headers="none")
+    run = run_tap(tmp_path, tap_config(fake, divisions=[1001]), streams={"transaction_lines"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(run.records("transaction_lines")) == 1100
+
+
+def test_minutely_budget_is_respected_without_any_429(tmp_path: Path):
+    rows = {"transaction_lines": 6000}
+    with FakeExact(divisions=(1001,), rows=rows, minutely_limit=3, minute_window_seconds=2.0) as fake:
+        run = run_tap(tmp_path, tap_config(fake, divisions=[1001]), streams={"transaction_lines"})
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert len(run.records("transaction_lines")) == 6000
+        assert [c for c in fake.calls if c[3] == 429] == []
+        assert "waiting" in run.stderr
+
+
+def test_daily_budget_stops_cleanly_and_the_next_run_resumes(tmp_path: Path):
+    rows = {"transaction_lines": 5500}
+    with FakeExact(divisions=(1001,), rows=rows) as fake:
+        fake.set_daily_remaining(1001, 27)
+        config = tap_config(fake, divisions=[1001], daily_budget_reserve=25)
+        first = run_tap(tmp_path / "1", config, streams={"transaction_lines"})
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "Daily API budget of division 1001 is spent" in first.stderr
+        assert len(first.records("transaction_lines")) == 2000  # two pages, then a clean stop
+
+        fake.set_daily_remaining(1001, 5000)
+        second = run_tap(tmp_path / "2", config, streams={"transaction_lines"}, state=first.final_state)
+        assert second.returncode == 0, second.stderr[-3000:]
+        ids = [r["id"] for r in first.records("transaction_lines") + second.records("transaction_lines")]
+        assert len(ids) == len(set(ids)) == 5500
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path: Path):
+    rows = {"transaction_lines": 4000}
+    # One call per 2-second window: slow enough to interrupt after the first page.
+    with FakeExact(divisions=(1001,), rows=rows, minutely_limit=1, minute_window_seconds=2.0) as fake:
+        config = tap_config(fake, divisions=[1001])
+        work = tmp_path / "1"
+        work.mkdir()
+        (work / "config.json").write_text(json.dumps(config))
+        catalog = select(discover(work / "config.json"), {"transaction_lines"})
+        (work / "catalog.json").write_text(json.dumps(catalog))
+        tap = subprocess.Popen(
+            [TAP, "--config", str(work / "config.json"), "--catalog", str(work / "catalog.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        lines = []
+        assert tap.stdout is not None
+        for line in tap.stdout:
+            lines.append(line)
+            if sum('"RECORD"' in x for x in lines) >= 1000:
+                break
+        tap.send_signal(signal.SIGTERM)
+        rest, _ = tap.communicate(timeout=60)
+        first = parse_messages("".join(lines) + rest)
+        first_ids = [m["record"]["id"] for m in first if m["type"] == "RECORD"]
+        assert 1000 <= len(first_ids) < 4000
+        state = [m["value"] for m in first if m["type"] == "STATE"][-1]
+
+        second = run_tap(tmp_path / "2", config, streams={"transaction_lines"}, state=state)
+        assert second.returncode == 0, second.stderr[-3000:]
+        second_ids = [r["id"] for r in second.records("transaction_lines")]
+        assert set(first_ids) | set(second_ids) == {r["ID"] for r in fake.expected_rows("transaction_lines", 1001)}
+        assert len(second_ids) <= 4000 - 1000  # resumed, not restarted
+        time.sleep(0)
+
+
+def test_token_store_is_written_before_use_and_read_back(fake: FakeExact, tmp_path: Path):
+    store = tmp_path / "store" / "tokens.json"
+    config = tap_config(fake, divisions=[1001], token_store=str(store))
+    first = run_tap(tmp_path / "1", config, streams={"gl_accounts"})
+    assert first.returncode == 0, first.stderr[-3000:]
+    stored = json.loads(store.read_text())
+    assert stored["refresh_token"] == first.final_state["exactonline_tokens"]["refresh_token"]
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+    # Without any state (e.g. --full-refresh), the store keeps the chain alive.
+    fake.advance_clock(601)
+    second = run_tap(tmp_path / "2", config, streams={"gl_accounts"})
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert fake.refresh_count == 2
+    # A newly authorized refresh token in config wins over the stored chain.
+    fresh = fake.issue_refresh_token() if hasattr(fake, "issue_refresh_token") else None
+    if fresh:
+        fake.advance_clock(601)
+        third = run_tap(tmp_path / "3", config | {"refresh_token": fresh}, streams={"gl_accounts"})
+        assert third.returncode == 0, third.stderr[-3000:]
