@@ -26,11 +26,25 @@ DIVISION = 1001
 def start_fake_server(rows: int) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "tests.fake_exact", "--port", "0",
-            "--divisions", str(DIVISION), "--streams", STREAM,
-            "--rows", f"{STREAM}={rows}", "--minutely-limit", "1000000", "--daily-limit", "1000000",
+            sys.executable,
+            "-m",
+            "tests.fake_exact",
+            "--port",
+            "0",
+            "--divisions",
+            str(DIVISION),
+            "--streams",
+            STREAM,
+            "--rows",
+            f"{STREAM}={rows}",
+            "--minutely-limit",
+            "1000000",
+            "--daily-limit",
+            "1000000",
         ],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert server.stdout is not None
     line = server.stdout.readline().strip()
@@ -43,7 +57,9 @@ def start_fake_server(rows: int) -> tuple[subprocess.Popen[str], str]:
 def selected_catalog(config_path: Path, work: Path) -> Path:
     discovered = subprocess.run(
         ["tap-exactonline", "--config", str(config_path), "--discover"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     catalog = json.loads(discovered.stdout)
     for stream in catalog["streams"]:
@@ -73,7 +89,8 @@ def run_once(rows: int) -> dict[str, float]:
             started = time.perf_counter()
             tap = subprocess.Popen(
                 ["tap-exactonline", "--config", str(config_path), "--catalog", str(catalog_path)],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
             )
             counter = subprocess.run(
                 ["grep", "-c", '"type":"RECORD"'], stdin=tap.stdout, capture_output=True, text=True
@@ -82,7 +99,7 @@ def run_once(rows: int) -> dict[str, float]:
             elapsed = time.perf_counter() - started
             if status != 0:
                 raise SystemExit(f"tap failed with status {status}")
-        with urllib.request.urlopen(f"{url}/_fake/stats") as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(f"{url}/_fake/stats") as response:
             stats = json.load(response)
     finally:
         server.terminate()
@@ -102,16 +119,21 @@ def run_once(rows: int) -> dict[str, float]:
 
 def main() -> None:
     sizes = [int(arg) for arg in sys.argv[1:]] or [100_000, 300_000]
-    print(f"{'rows':>8} {'records':>8} {'seconds':>8} {'records/s':>10} "
-          f"{'calls/1k rows':>14} {'minimum':>8} {'peak MiB':>9} {'tap CPU s':>9}")
+    print(
+        f"{'rows':>8} {'records':>8} {'seconds':>8} {'records/s':>10} "
+        f"{'calls/1k rows':>14} {'minimum':>8} {'peak MiB':>9} {'tap CPU s':>9}"
+    )
     for rows in sizes:
         result = run_once(rows)
         if result["records"] != rows:
             raise SystemExit(f"expected {rows} records, the tap emitted {result['records']}")
-        print(f"{rows:>8} {result['records']:>8.0f} {result['seconds']:>8.1f} "
-              f"{result['records_per_second']:>10.0f} {result['calls_per_1000_rows']:>14.3f} "
-              f"{result['minimum_calls_per_1000_rows']:>8.3f} {result['peak_memory_mib']:>9.1f} "
-              f"{result['user_cpu_seconds']:>9.1f}", flush=True)
+        print(
+            f"{rows:>8} {result['records']:>8.0f} {result['seconds']:>8.1f} "
+            f"{result['records_per_second']:>10.0f} {result['calls_per_1000_rows']:>14.3f} "
+            f"{result['minimum_calls_per_1000_rows']:>8.3f} {result['peak_memory_mib']:>9.1f} "
+            f"{result['user_cpu_seconds']:>9.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ CHILDREN = {
     },
 }
 
+
 def _relative_path(uri: str) -> tuple[str, bool, bool]:
     """Return (path after the division, whether a division is in the URL, whether beta)."""
     beta = uri.startswith("/api/v1/beta/")
@@ -75,9 +76,7 @@ def build(source: dict) -> dict:
     for entity, endpoints in sorted(by_entity.items()):
         # One stream per service that serves the entity through a standard or read endpoint;
         # sync and bulk endpoints join the stream of the same service (or the only one).
-        owners = sorted(
-            {_owner_service(e) for e in endpoints if e["api"] not in ("sync", "bulk")}
-        )
+        owners = sorted({_owner_service(e) for e in endpoints if e["api"] not in ("sync", "bulk")})
         groups: dict[str, list[dict]] = defaultdict(list)
         for endpoint in endpoints:
             service = _owner_service(endpoint)

@@ -46,7 +46,7 @@ def fingerprint(secret: str) -> str:
 
 @dataclass(frozen=True)
 class TokenSet:
-    """One link of a refresh-token chain. `origin` fingerprints the configured token it came from."""
+    """One link of a refresh-token chain; `origin` fingerprints its configured first token."""
 
     refresh_token: str
     access_token: str | None
@@ -233,9 +233,11 @@ class ExactAuthenticator(requests.auth.AuthBase):
                 "and there is no valid access token to continue with; run again in 10 minutes."
             )
         if error in REAUTHORIZE_ERRORS or response.status_code in (400, 401):
+            reason = self._scrub(error or str(response.status_code))
+            if description:
+                reason += f": {self._scrub(description)}"
             raise AuthorizationRequiredError(
-                f"Exact rejected the refresh token ({self._scrub(error or str(response.status_code))}"
-                f"{': ' + self._scrub(description) if description else ''}). Authorize the app "
+                f"Exact rejected the refresh token ({reason}). Authorize the app "
                 "again and set the new `refresh_token`."
             )
         raise TokenRefreshError(

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, NoReturn, Protocol, cast
 from urllib.parse import quote, urlsplit
 
 import msgspec
@@ -21,7 +21,7 @@ from singer_sdk.pagination import BaseHATEOASPaginator
 from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
 from typing_extensions import override
 
-from tap_exactonline.auth import ExactAuthenticator
+from tap_exactonline.auth import AuthorizationRequiredError, ExactAuthenticator, TokenRefreshError
 from tap_exactonline.catalog import EntitySpec
 from tap_exactonline.odata import RecordPlan
 
@@ -115,8 +115,15 @@ class RateLimiter:
         if daily is not None:
             budget.daily_remaining = daily
             budget.daily_reset = _header_epoch(headers, "X-RateLimit-Reset")
-        if self.daily_budget_spent(division):
+        if division not in self.spent_divisions and self.daily_budget_spent(division):
             self.spent_divisions.add(division)
+            LOGGER.warning(
+                "Daily API budget of division %d is spent (%s calls left, reserve %d): stopping "
+                "this division cleanly; the next run resumes where this one stopped.",
+                division,
+                budget.daily_remaining,
+                self.daily_reserve,
+            )
 
     def daily_budget_spent(self, division: int | None) -> bool:
         if division is None:
@@ -258,7 +265,9 @@ class ExactHttp:
             except RateLimitedError as exc:
                 rate_limited += 1
                 if rate_limited > MAX_CONSECUTIVE_429:
-                    raise ExactAPIError(f"{what}: still HTTP 429 after {rate_limited} waits") from None
+                    raise ExactAPIError(
+                        f"{what}: still HTTP 429 after {rate_limited} waits"
+                    ) from None
                 headers = exc.response.headers if exc.response is not None else {}
                 self.limiter.after_429(division, headers)
             except UnauthorizedError as exc:
@@ -343,6 +352,12 @@ class ExactTapContext(Protocol):
     limiter: RateLimiter
     divisions: list[int]
 
+    def stop_with_error(self, error: Exception) -> NoReturn: ...
+
+
+# Failures that no retry will fix: end the run with one line instead of a traceback.
+RUN_ENDING_ERRORS = (AuthorizationRequiredError, TokenRefreshError, FatalAPIError)
+
 
 class ExactStream(RESTStream[str]):
     """One Exact entity, read per division. Subclasses are generated from catalog specs."""
@@ -397,7 +412,11 @@ class ExactStream(RESTStream[str]):
     def partitions(self) -> list[dict[str, Any]] | None:
         if not self.spec.division_in_path or self.parent_stream_type is not None:
             return None
-        return [{"division": division} for division in self.exact.divisions]
+        try:
+            divisions = self.exact.divisions
+        except RUN_ENDING_ERRORS as error:
+            self.exact.stop_with_error(error)
+        return [{"division": division} for division in divisions]
 
     def describe(self, division: int | None) -> str:
         return self.name if division is None else f"{self.name} (division {division})"
@@ -461,6 +480,8 @@ class ExactStream(RESTStream[str]):
             yield from super().get_records(context)
         except DailyBudgetSpentError:
             self._stopped_short = True
+        except RUN_ENDING_ERRORS as error:
+            self.exact.stop_with_error(error)
         if self._stopped_short and not self.is_sorted:
             # Unsorted rows: the bookmark may only move after a complete read, so keep the old
             # one and let the next run read this window again.

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import requests
 from singer_sdk import Stream, Tap
@@ -15,10 +14,8 @@ from typing_extensions import override
 
 from tap_exactonline.auth import (
     TOKEN_STATE_KEY,
-    AuthorizationRequiredError,
     ExactAuthenticator,
     FileTokenStore,
-    TokenRefreshError,
     TokenSet,
     choose_tokens,
 )
@@ -46,55 +43,77 @@ class TapExactOnline(Tap):
     config_jsonschema = th.PropertiesList(
         th.Property("client_id", th.StringType, required=True, description="OAuth client ID."),
         th.Property(
-            "client_secret", th.StringType, required=True, secret=True,
+            "client_secret",
+            th.StringType,
+            required=True,
+            secret=True,
             description="OAuth client secret.",
         ),
         th.Property(
-            "refresh_token", th.StringType, secret=True,
+            "refresh_token",
+            th.StringType,
+            secret=True,
             description="Refresh token from the first authorization. Rotated tokens kept in the "
             "state or token_store supersede it until you put a new one here.",
         ),
         th.Property(
-            "region", th.StringType, default="nl", allowed_values=sorted(REGIONS),
+            "region",
+            th.StringType,
+            default="nl",
+            allowed_values=sorted(REGIONS),
             description="Exact Online country site: nl, be, de, uk, us, es or fr.",
         ),
         th.Property(
-            "base_url", th.URIType,
+            "base_url",
+            th.URIType,
             description="Overrides `region` for the API and the token endpoint (sandbox, proxy, "
             "tests), e.g. https://start.exactonline.nl.",
         ),
         th.Property(
-            "divisions", th.ArrayType(th.IntegerType),
+            "divisions",
+            th.ArrayType(th.IntegerType),
             description="Division (administration) codes to read. Default: the user's current "
             "division from current/Me.",
         ),
         th.Property(
-            "start_date", th.DateTimeType,
+            "start_date",
+            th.DateTimeType,
             description="Earliest Modified date for incremental standard endpoints.",
         ),
         th.Property(
-            "token_store", th.StringType,
+            "token_store",
+            th.StringType,
             description="Path of a durable token file (written before a new token is used).",
         ),
         th.Property(
-            "request_timeout", th.IntegerType, default=60,
+            "request_timeout",
+            th.IntegerType,
+            default=60,
             description="Seconds to wait for one HTTP response.",
         ),
         th.Property(
-            "column_names", th.StringType, default="snake_case",
+            "column_names",
+            th.StringType,
+            default="snake_case",
             allowed_values=["snake_case", "original"],
             description="`snake_case` (amount_dc) or Exact's `original` names (AmountDC).",
         ),
         th.Property(
-            "daily_budget_reserve", th.IntegerType, default=25,
+            "daily_budget_reserve",
+            th.IntegerType,
+            default=25,
             description="Stop a division cleanly when fewer daily API calls than this remain.",
         ),
         th.Property(
-            "max_retries", th.IntegerType, default=5,
+            "max_retries",
+            th.IntegerType,
+            default=5,
             description="Retries of a request after a 5xx, timeout or dropped connection.",
         ),
         th.Property(
-            "retry_base_seconds", th.NumberType, default=2.0,
+            "retry_base_seconds",
+            th.NumberType,
+            default=2.0,
             description="First retry wait; doubles per retry, with jitter.",
         ),
     ).to_dict()
@@ -122,9 +141,9 @@ class TapExactOnline(Tap):
 
     @cached_property
     def origin(self) -> str:
-        return str(self.config.get("base_url") or REGIONS[self.config.get("region") or "nl"]).rstrip(
-            "/"
-        )
+        return str(
+            self.config.get("base_url") or REGIONS[self.config.get("region") or "nl"]
+        ).rstrip("/")
 
     @cached_property
     def api_base(self) -> str:
@@ -141,7 +160,7 @@ class TapExactOnline(Tap):
         tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
         self.logger.info("Using the %s refresh token.", source)
         # Outgoing state always carries the newest tokens, even if this run never refreshes.
-        self.state[TOKEN_STATE_KEY] = tokens.to_dict()
+        self.mutable_state[TOKEN_STATE_KEY] = tokens.to_dict()
         return ExactAuthenticator(
             token_url=f"{self.origin}/api/oauth2/token",
             client_id=self.config["client_id"],
@@ -152,9 +171,20 @@ class TapExactOnline(Tap):
             timeout=float(self.config.get("request_timeout") or 60),
         )
 
+    @property
+    def mutable_state(self) -> dict[str, Any]:
+        """The state dict, which the SDK emits whole: top-level keys besides bookmarks included."""
+        return cast("dict[str, Any]", self.state)
+
     def _save_rotated_tokens(self, tokens: TokenSet) -> None:
-        self.state[TOKEN_STATE_KEY] = tokens.to_dict()
+        self.mutable_state[TOKEN_STATE_KEY] = tokens.to_dict()
         self.state_writer.write_state(self.state)
+
+    def stop_with_error(self, error: Exception) -> NoReturn:
+        """End the run with one clear line, keeping every bookmark reached so far."""
+        self.state_writer.write_state(self.state)
+        self.logger.error("%s", error)
+        raise SystemExit(1)
 
     @cached_property
     def limiter(self) -> RateLimiter:
@@ -196,24 +226,6 @@ class TapExactOnline(Tap):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self._incoming_tokens = TokenSet.from_dict(state.get(TOKEN_STATE_KEY))
-
-    @override
-    def sync_all(self) -> None:
-        try:
-            super().sync_all()
-        except (AuthorizationRequiredError, TokenRefreshError, FatalAPIError) as exc:
-            self.state_writer.write_state(self.state)  # keep every bookmark reached so far
-            self.logger.error("%s", exc)  # noqa: TRY400 - one clear line, no traceback
-            sys.exit(1)
-        for division in sorted(self.limiter.spent_divisions):
-            budget = self.limiter.budget(division)
-            self.logger.warning(
-                "Daily API budget of division %d is spent (%s calls left, reserve %d): "
-                "stopped early; the next run resumes where this one stopped.",
-                division,
-                budget.daily_remaining,
-                self.limiter.daily_reserve,
-            )
 
 
 if __name__ == "__main__":

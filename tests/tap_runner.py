@@ -22,7 +22,9 @@ class TapRun:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
     def records(self, stream: str) -> list[dict[str, Any]]:
-        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
 
     def record_counts(self) -> Counter[str]:
         return Counter(m["stream"] for m in self.messages if m["type"] == "RECORD")
@@ -51,7 +53,10 @@ class TapRun:
 def discover(config_path: Path) -> dict[str, Any]:
     result = subprocess.run(
         [TAP, "--config", str(config_path), "--discover"],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     return json.loads(result.stdout)
 
@@ -61,7 +66,9 @@ def select(catalog: dict[str, Any], streams: set[str] | None) -> dict[str, Any]:
     for stream in catalog["streams"]:
         for entry in stream["metadata"]:
             if entry["breadcrumb"] == []:
-                entry["metadata"]["selected"] = streams is None or stream["tap_stream_id"] in streams
+                entry["metadata"]["selected"] = (
+                    streams is None or stream["tap_stream_id"] in streams
+                )
     return catalog
 
 

@@ -84,7 +84,12 @@ def test_filter_literal_floors_to_the_second_in_utc():
 
 def test_record_plan_drops_odata_noise_and_converts_types():
     plan = RecordPlan(
-        {"ID": "Edm.Guid", "Timestamp": "Edm.Int64", "Modified": "Edm.DateTime", "Code": "Edm.String"},
+        {
+            "ID": "Edm.Guid",
+            "Timestamp": "Edm.Int64",
+            "Modified": "Edm.DateTime",
+            "Code": "Edm.String",
+        },
         rename=True,
     )
     row = {
@@ -218,8 +223,15 @@ def test_refreshes_30_seconds_before_expiry_and_saves_the_rotation():
 def test_too_early_refresh_keeps_the_current_token():
     now = [1000.0]
     endpoint = ScriptedTokenEndpoint(
-        [(400, {"error": "access_denied",
-                "error_description": "Rate limit exceeded: access_token not expired"})]
+        [
+            (
+                400,
+                {
+                    "error": "access_denied",
+                    "error_description": "Rate limit exceeded: access_token not expired",
+                },
+            )
+        ]
     )
     auth = _authenticator(_tokens("r1", 1000, "o", access="a1"), endpoint, now, [])
     now[0] = 1100
@@ -348,12 +360,16 @@ def _http(time: FakeTime, retries: int = 3) -> ExactHttp:
     )
 
 
-def _response(status: int, body: bytes = b"{}", url: str = "https://h/api/v1/5/x") -> requests.Response:
+def _response(
+    status: int, body: bytes = b"{}", url: str = "https://h/api/v1/5/x"
+) -> requests.Response:
     response = requests.Response()
     response.status_code = status
     response._content = body
     response.url = url
-    response.request = requests.Request("GET", url, headers={"Authorization": "Bearer a1"}).prepare()
+    response.request = requests.Request(
+        "GET", url, headers={"Authorization": "Bearer a1"}
+    ).prepare()
     return response
 
 
@@ -379,7 +395,11 @@ def test_5xx_and_dropped_connections_are_retried_with_growing_waits():
     assert http.execute(send, division=5, what="test").status_code == 200
     assert len(sent) == 4
     assert len(time.sleeps) == 3
-    assert 0.5 <= time.sleeps[0] <= 1.5 and 1.0 <= time.sleeps[1] <= 3.0 and 2.0 <= time.sleeps[2] <= 6.0
+    assert (
+        0.5 <= time.sleeps[0] <= 1.5
+        and 1.0 <= time.sleeps[1] <= 3.0
+        and 2.0 <= time.sleeps[2] <= 6.0
+    )
 
 
 def test_retries_are_bounded():

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tap_exactonline.catalog import ENABLED_STREAMS, load_catalog
+from tap_exactonline.odata import snake_case
 from tests.fake_exact import FakeExact
 from tests.tap_runner import TAP, discover, parse_messages, run_tap, select
 
@@ -65,7 +66,9 @@ def test_every_stream_every_division_every_row(fake: FakeExact, tmp_path: Path):
         for division in DIVISIONS:
             records = run.by_division(name).get(division, [])
             assert len(records) == fake.row_count(name, division), (name, division)
-            keys = {tuple(r[k] for k in ("division", *[_col(x) for x in spec.keys])) for r in records}
+            keys = {
+                tuple(r[k] for k in ("division", *[_col(x) for x in spec.keys])) for r in records
+            }
             assert len(keys) == len(records), f"duplicate keys in {name}"
 
     # Child stream: one call per item, rows carry their item's id and division.
@@ -81,8 +84,6 @@ def test_every_stream_every_division_every_row(fake: FakeExact, tmp_path: Path):
 
 
 def _col(name: str) -> str:
-    from tap_exactonline.odata import snake_case
-
     return snake_case(name)
 
 
@@ -94,7 +95,7 @@ def test_values_are_typed_as_the_schema_says(fake: FakeExact, tmp_path: Path):
     assert len(records) == len(expected)
     for record in records:
         raw = expected[record["id"]]
-        assert "__metadata" not in record and "notes" not in record or "Notes" not in raw
+        assert ("__metadata" not in record and "notes" not in record) or "Notes" not in raw
         assert isinstance(record["timestamp"], int) and record["timestamp"] == int(raw["Timestamp"])
         assert record["amount_dc"] == raw["AmountDC"]
         assert record["division"] == 1001
@@ -115,7 +116,9 @@ def test_values_are_typed_as_the_schema_says(fake: FakeExact, tmp_path: Path):
 
 def test_original_column_names(fake: FakeExact, tmp_path: Path):
     run = run_tap(
-        tmp_path, tap_config(fake, divisions=[1001], column_names="original"), streams={"gl_accounts"}
+        tmp_path,
+        tap_config(fake, divisions=[1001], column_names="original"),
+        streams={"gl_accounts"},
     )
     assert run.returncode == 0, run.stderr[-3000:]
     record = run.records("gl_accounts")[0]
@@ -155,7 +158,9 @@ def test_an_access_token_rejected_with_401_is_refreshed_once(fake: FakeExact, tm
     first = run_tap(tmp_path / "1", tap_config(fake), streams={"gl_accounts"})
     assert first.returncode == 0
     fake.advance_clock(601)  # Exact's clock: the access token expired, our state says valid
-    second = run_tap(tmp_path / "2", tap_config(fake), streams={"gl_accounts"}, state=first.final_state)
+    second = run_tap(
+        tmp_path / "2", tap_config(fake), streams={"gl_accounts"}, state=first.final_state
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert fake.refresh_count == 2
     tokens = [s["exactonline_tokens"] for s in second.states if "exactonline_tokens" in s]
@@ -206,10 +211,13 @@ def test_5xx_html_pages_and_dropped_connections_are_retried(fake: FakeExact, tmp
     assert "Traceback" not in run.stderr
 
 
-def test_a_persistent_error_stops_with_exacts_message_and_keeps_state(fake: FakeExact, tmp_path: Path):
+def test_a_persistent_error_stops_with_exacts_message_and_keeps_state(
+    fake: FakeExact, tmp_path: Path
+):
     fake.fail_next(100, status=503, body="json", path_contains="TransactionLines")
     run = run_tap(
-        tmp_path, tap_config(fake, divisions=[1001], max_retries=2),
+        tmp_path,
+        tap_config(fake, divisions=[1001], max_retries=2),
         streams={"gl_accounts", "transaction_lines"},
     )
     assert run.returncode == 1
@@ -229,7 +237,9 @@ def test_429_is_waited_out(fake: FakeExact, tmp_path: Path):
 
 def test_minutely_budget_is_respected_without_any_429(tmp_path: Path):
     rows = {"transaction_lines": 6000}
-    with FakeExact(divisions=(1001,), rows=rows, minutely_limit=3, minute_window_seconds=2.0) as fake:
+    with FakeExact(
+        divisions=(1001,), rows=rows, minutely_limit=3, minute_window_seconds=2.0
+    ) as fake:
         run = run_tap(tmp_path, tap_config(fake, divisions=[1001]), streams={"transaction_lines"})
         assert run.returncode == 0, run.stderr[-3000:]
         assert len(run.records("transaction_lines")) == 6000
@@ -248,16 +258,23 @@ def test_daily_budget_stops_cleanly_and_the_next_run_resumes(tmp_path: Path):
         assert len(first.records("transaction_lines")) == 2000  # two pages, then a clean stop
 
         fake.set_daily_remaining(1001, 5000)
-        second = run_tap(tmp_path / "2", config, streams={"transaction_lines"}, state=first.final_state)
+        second = run_tap(
+            tmp_path / "2", config, streams={"transaction_lines"}, state=first.final_state
+        )
         assert second.returncode == 0, second.stderr[-3000:]
-        ids = [r["id"] for r in first.records("transaction_lines") + second.records("transaction_lines")]
+        ids = [
+            r["id"]
+            for r in first.records("transaction_lines") + second.records("transaction_lines")
+        ]
         assert len(ids) == len(set(ids)) == 5500
 
 
 def test_a_killed_run_resumes_where_it_stopped(tmp_path: Path):
     rows = {"transaction_lines": 4000}
     # One call per 2-second window: slow enough to interrupt after the first page.
-    with FakeExact(divisions=(1001,), rows=rows, minutely_limit=1, minute_window_seconds=2.0) as fake:
+    with FakeExact(
+        divisions=(1001,), rows=rows, minutely_limit=1, minute_window_seconds=2.0
+    ) as fake:
         config = tap_config(fake, divisions=[1001])
         work = tmp_path / "1"
         work.mkdir()
@@ -266,7 +283,9 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path: Path):
         (work / "catalog.json").write_text(json.dumps(catalog))
         tap = subprocess.Popen(
             [TAP, "--config", str(work / "config.json"), "--catalog", str(work / "catalog.json")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         lines = []
         assert tap.stdout is not None
@@ -284,7 +303,9 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path: Path):
         second = run_tap(tmp_path / "2", config, streams={"transaction_lines"}, state=state)
         assert second.returncode == 0, second.stderr[-3000:]
         second_ids = [r["id"] for r in second.records("transaction_lines")]
-        assert set(first_ids) | set(second_ids) == {r["ID"] for r in fake.expected_rows("transaction_lines", 1001)}
+        assert set(first_ids) | set(second_ids) == {
+            r["ID"] for r in fake.expected_rows("transaction_lines", 1001)
+        }
         assert len(second_ids) <= 4000 - 1000  # resumed, not restarted
         time.sleep(0)
 
