@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn, Protocol, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import ParseResult, quote, urlsplit
 
 import msgspec
 import requests
@@ -359,7 +359,7 @@ class ExactTapContext(Protocol):
 RUN_ENDING_ERRORS = (AuthorizationRequiredError, TokenRefreshError, FatalAPIError)
 
 
-class ExactStream(RESTStream[str]):
+class ExactStream(RESTStream[ParseResult]):
     """One Exact entity, read per division. Subclasses are generated from catalog specs."""
 
     spec: ClassVar[EntitySpec]
@@ -442,9 +442,11 @@ class ExactStream(RESTStream[str]):
         return {"$select": ",".join(self.spec.fields)}
 
     @override
-    def get_http_request(self, *, page: PageContext[str]) -> HTTPRequest:
+    def get_http_request(self, *, page: PageContext[ParseResult]) -> HTTPRequest:
         if page.next_page_token:
-            return HTTPRequest(url=page.next_page_token, headers=self.http_headers)
+            # The SDK hands the `__next` link back parsed; Exact's link already carries every
+            # query option, so it is sent exactly as given.
+            return HTTPRequest(url=page.next_page_token.geturl(), headers=self.http_headers)
         url = self.get_url(page.stream_context)
         params = self.query_params(page.stream_context)
         if params:

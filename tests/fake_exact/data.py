@@ -1,0 +1,694 @@
+"""Deterministic, lazily generated Exact Online rows for the fake server.
+
+Nothing here materialises a whole table. A row is a pure function of (seed, stream, division,
+row index, version); per (stream, division) the only state is which rows changed or were deleted.
+Non-key values repeat every `RESIDUES` rows so a page is mostly cached string lookups, which keeps
+a 1,000-row page well under the time budget of the tap's throughput benchmark.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import heapq
+import json
+import random
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CATALOG_PATH = Path(__file__).resolve().parents[2] / "tap_exactonline" / "catalog.json"
+
+# Base Timestamp of row i in stream number s: TS_BASE + i * TS_STRIDE + s. The stride exceeds the
+# number of catalog streams, so timestamps are unique per division like a SQL rowversion, and
+# larger than 2**31 so 32-bit parsing bugs show.
+TS_BASE = 50_000_000_000
+TS_STRIDE = 1024
+# Base Modified of row i: increasing with i, so a Modified range is an index range (O(1) lookup).
+MODIFIED_BASE_MS = 1_609_459_200_000  # 2021-01-01T00:00:00Z
+MODIFIED_STEP_MS = 37_000
+# Non-key values depend on (row index % RESIDUES): few enough to cache, a prime so columns vary.
+RESIDUES = 251
+MAX_SELECT_CACHE = 64
+HEADER_LINE_STREAMS = frozenset({"sales_invoices", "purchase_orders", "transaction_lines"})
+NAV_CANDIDATES = ("Attachments", "Notes", "ChangeLog", "Links")
+INT_TYPES = frozenset({"Edm.Int16", "Edm.Int32", "Edm.Byte"})
+NO_BOUND = 2**63
+
+_WORDS = (
+    "Huur kantoor",
+    "Omzet hoog",
+    "Café Müller",
+    "Ünïcødé € test",
+    'Quote "Q" \\ back',
+    "Inkoop",
+    "Debiteuren",
+    "Crediteuren",
+    "Bank ING",
+    "Kas",
+    "Voorraad",
+    "Afschrijving",
+    "Rente",
+    "Lonen en salarissen",
+    "",
+)
+_COUNTRIES = ("NL ", "BE ", "DE ", "GB ", "FR ")
+_CURRENCIES = ("EUR", "USD", "GBP")
+
+
+@dataclass(frozen=True, eq=False)
+class StreamSpec:
+    """One catalog stream (see scripts/generate_catalog.py)."""
+
+    name: str
+    entity: str
+    api: str
+    path: str
+    division_in_path: bool
+    keys: tuple[str, ...]
+    fields: Mapping[str, str]
+    modified: bool
+    page_size: int
+    select_required: bool
+    select_star_refused: bool
+    number: int
+    child_of: Mapping[str, Any] | None
+
+    @property
+    def is_sync(self) -> bool:
+        return self.api == "sync"
+
+
+def _spec(number: int, entry: Mapping[str, Any]) -> StreamSpec:
+    return StreamSpec(
+        name=entry["name"],
+        entity=entry["entity"],
+        api=entry["api"],
+        path=entry["path"],
+        division_in_path=entry["division_in_path"],
+        keys=tuple(entry["keys"]),
+        fields=dict(entry["fields"]),
+        modified=bool(entry["modified"]),
+        page_size=int(entry["page_size"]),
+        select_required=bool(entry["select_required"]),
+        select_star_refused=bool(entry["select_star_refused"]),
+        number=number,
+        child_of=entry.get("child_of"),
+    )
+
+
+def odata_date(ms: int) -> str:
+    return f"/Date({ms})/"
+
+
+def value_json(value: object) -> str:
+    """JSON for one value; dates use WCF's escaped `\\/Date(..)\\/` form (same after decoding).
+
+    Plain ints and plain strings skip json.dumps: this runs for every dynamic field of every row.
+    """
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is str:
+        text = str(value)
+        if text.startswith("/Date("):
+            return '"\\/' + text[1:-1] + '\\/"'
+        if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+            return '"' + text + '"'
+    return json.dumps(value)
+
+
+def field_json(name: str, value: object) -> str:
+    return f'"{name}":{value_json(value)}'
+
+
+# --- static values ------------------------------------------------------------------------------
+
+
+def _string(name: str, rng: random.Random) -> str | None:
+    roll = rng.random()
+    if roll < 0.08:
+        return None
+    if name == "Currency" or name.endswith("Currency") or name == "CurrencyCode":
+        return rng.choice(_CURRENCIES)
+    if "Country" in name:
+        return rng.choice(_COUNTRIES)  # Exact pads country codes to 3 chars: "NL "
+    if name.endswith("Code"):
+        # Exact's codes are right-aligned in 18 chars: "                 8".
+        return f"{rng.randint(1, 99999):>18}"
+    if name.endswith("Url"):
+        return f"https://start.exactonline.nl/docs/SysImage.aspx?ID={uuid.UUID(int=rng.getrandbits(128))}"
+    if name in ("Notes", "Remarks") and roll < 0.3:
+        return "Line one\r\nLine two\twith tab"
+    return rng.choice(_WORDS)
+
+
+def _int(name: str, edm: str, rng: random.Random) -> int | None:
+    if rng.random() < 0.05:
+        return None
+    if "Year" in name:
+        return rng.randint(2015, 2025)
+    if "Period" in name:
+        return rng.randint(1, 12)
+    if edm == "Edm.Byte":
+        return rng.randint(0, 3)
+    if edm == "Edm.Int16":
+        return rng.randint(0, 500)
+    return rng.randint(-10, 250_000)
+
+
+def _double(rng: random.Random) -> float | int | None:
+    roll = rng.random()
+    if roll < 0.05:
+        return None
+    if roll < 0.15:
+        return rng.randint(-100, 1000)  # Exact writes whole amounts as JSON integers: `6`
+    return round(rng.uniform(-10_000, 10_000), 2)
+
+
+def _datetime(rng: random.Random) -> str | None:
+    roll = rng.random()
+    if roll < 0.10:
+        return None
+    if roll < 0.15:
+        return odata_date(rng.randint(-2_208_988_800_000, -86_400_000))  # before 1970
+    ms = rng.randint(1_420_070_400, 1_767_225_600) * 1000  # 2015..2025
+    if rng.random() < 0.5:
+        ms -= ms % 86_400_000  # a plain date
+    if roll < 0.18:
+        return f"/Date({ms}+0100)/"
+    return odata_date(ms)
+
+
+def _guid(rng: random.Random) -> str | None:
+    if rng.random() < 0.2:
+        return None
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def static_value(name: str, edm: str, rng: random.Random) -> object:
+    if edm == "Edm.String":
+        return _string(name, rng)
+    if edm in INT_TYPES:
+        return _int(name, edm, rng)
+    if edm == "Edm.Int64":
+        return str(rng.randint(1, 10**12))  # OData v2 JSON quotes Int64
+    if edm == "Edm.Double":
+        return _double(rng)
+    if edm == "Edm.Boolean":
+        return rng.random() < 0.5
+    if edm == "Edm.DateTime":
+        return _datetime(rng)
+    if edm == "Edm.Guid":
+        return _guid(rng)
+    if edm == "Edm.Binary":
+        if rng.random() < 0.5:
+            return None
+        return f"https://start.exactonline.nl/docs/SysAttachment.aspx?ID={_guid(rng) or 'x'}"
+    return None
+
+
+# --- one stream in one division ------------------------------------------------------------------
+
+
+@dataclass
+class RowOverride:
+    """What `mutate`/insert changed about one row; everything else is generated."""
+
+    version: int = 0
+    timestamp: int | None = None
+    modified_ms: int | None = None
+
+
+class RowFactory:
+    """Generates and serialises rows of one stream in one division (no mutable state)."""
+
+    def __init__(
+        self, spec: StreamSpec, division: int, seed: int, constants: Mapping[str, object]
+    ) -> None:
+        self.spec = spec
+        self.division = division
+        self.seed = seed
+        self.constants = dict(constants)
+        fields = spec.fields
+        self.key_fields = [k for k in spec.keys if k in fields and k != "Division"]
+        self.guid_key = next((k for k in self.key_fields if fields[k] == "Edm.Guid"), None)
+        self._guid_prefix = {k: _guid_prefix(seed, spec.name, division, k) for k in self.key_fields}
+        self.dynamic = self._dynamic_fields()
+        self.static_fields = [(f, t) for f, t in fields.items() if f not in self.dynamic]
+        self.changed_field = _changed_field(self.static_fields, spec.keys)
+        self.nav = next((n for n in NAV_CANDIDATES if n not in fields), "Navigation")
+        self.type_name = f"Exact.Web.Api.Models.{spec.entity}"
+        self._static_rows: list[dict[str, object]] | None = None
+        self._static_json: OrderedDict[tuple[str, ...], list[str]] = OrderedDict()
+
+    def _dynamic_fields(self) -> set[str]:
+        spec = self.spec
+        names = set(self.key_fields) | set(self.constants)
+        if "Division" in spec.fields:
+            names.add("Division")
+        if spec.is_sync and "Timestamp" in spec.fields:
+            names.add("Timestamp")
+        if spec.modified:
+            names.add("Modified")
+        if spec.name in HEADER_LINE_STREAMS and "LineNumber" in spec.fields:
+            names.add("LineNumber")
+        return names
+
+    # keys
+    def key_value(self, name: str, index: int) -> object:
+        edm = self.spec.fields[name]
+        if edm == "Edm.Guid":
+            return self._guid_prefix[name] + f"{index:012x}"
+        if edm == "Edm.Int64":
+            return str(index + 1)
+        if edm in INT_TYPES:
+            return index + 1
+        return f"C{index:06d}"
+
+    def index_of_guid(self, name: str, value: str) -> int | None:
+        """Row index encoded in a key guid (last 12 hex digits), if it is one of ours."""
+        prefix = self._guid_prefix.get(name)
+        value = value.lower()
+        if prefix is None or len(value) != 36 or not value.startswith(prefix):
+            return None
+        try:
+            return int(value[24:], 16)
+        except ValueError:
+            return None
+
+    def key_literal(self, index: int) -> str:
+        """The `(...)` part of an entity URI."""
+        parts = []
+        for name in self.key_fields:
+            value = self.key_value(name, index)
+            if self.spec.fields[name] == "Edm.Guid":
+                parts.append(f"guid'{value}'")
+            elif isinstance(value, int):
+                parts.append(str(value))
+            else:
+                parts.append(f"'{value}'")
+        if not parts:
+            return str(index)
+        if len(parts) == 1:
+            return parts[0]
+        return ",".join(f"{k}={v}" for k, v in zip(self.key_fields, parts, strict=True))
+
+    # static part
+    def static_row(self, index: int) -> dict[str, object]:
+        if self._static_rows is None:
+            self._static_rows = [self._make_static(res) for res in range(RESIDUES)]
+        return self._static_rows[index % RESIDUES]
+
+    def _make_static(self, residue: int) -> dict[str, object]:
+        rng = random.Random(f"{self.seed}|{self.spec.name}|{self.division}|{residue}")
+        return {name: static_value(name, edm, rng) for name, edm in self.static_fields}
+
+    def static_json(self, select: tuple[str, ...]) -> list[str]:
+        """Per residue, the pre-serialised `"Name":value,...` of the selected static fields."""
+        cached = self._static_json.get(select)
+        if cached is not None:
+            self._static_json.move_to_end(select)
+            return cached
+        wanted = [name for name in select if name not in self.dynamic]
+        self.static_row(0)
+        assert self._static_rows is not None
+        cached = [",".join(field_json(n, row[n]) for n in wanted) for row in self._static_rows]
+        self._static_json[select] = cached
+        if len(self._static_json) > MAX_SELECT_CACHE:
+            self._static_json.popitem(last=False)
+        return cached
+
+    def changed_value(self, index: int, version: int) -> object:
+        """The value `mutate` gives `changed_field` at `version` (deterministic)."""
+        assert self.changed_field is not None
+        if self.spec.fields[self.changed_field] == "Edm.Double":
+            return round(version * 10.25 + index % 97, 2)
+        return f"Changed v{version} row {index}"
+
+
+def _guid_prefix(seed: int, stream: str, division: int, field: str) -> str:
+    digest = hashlib.md5(f"{seed}|{stream}|{division}|{field}".encode()).hexdigest()
+    return f"{digest[0:8]}-{digest[8:12]}-4{digest[13:16]}-a{digest[17:20]}-"
+
+
+def _changed_field(static_fields: list[tuple[str, str]], keys: tuple[str, ...]) -> str | None:
+    candidates = [
+        f for f, t in static_fields if t in ("Edm.String", "Edm.Double") and f not in keys
+    ]
+    if "Description" in candidates:
+        return "Description"
+    return candidates[0] if candidates else None
+
+
+class Table:
+    """Current state of one stream in one division: generated rows plus their changes."""
+
+    def __init__(self, factory: RowFactory, n_base: int) -> None:
+        self.factory = factory
+        self.spec = factory.spec
+        self.division = factory.division
+        self.n_base = n_base
+        self.n = n_base
+        self.overrides: dict[int, RowOverride] = {}
+        self.override_order: list[int] = []  # sorted indices present in `overrides`
+        self.deleted: set[int] = set()
+        # Rows whose Timestamp moved past the generated range, in Timestamp order (append-only;
+        # an entry is stale when the row has moved again since).
+        self.tail_ts: list[int] = []
+        self.tail_idx: list[int] = []
+
+    # per-row facts
+    def exists(self, index: int) -> bool:
+        return 0 <= index < self.n and index not in self.deleted
+
+    def timestamp(self, index: int) -> int:
+        override = self.overrides.get(index)
+        if override is not None and override.timestamp is not None:
+            return override.timestamp
+        return TS_BASE + index * TS_STRIDE + self.spec.number
+
+    def modified_ms(self, index: int) -> int:
+        override = self.overrides.get(index)
+        if override is not None and override.modified_ms is not None:
+            return override.modified_ms
+        return MODIFIED_BASE_MS + index * MODIFIED_STEP_MS
+
+    def version(self, index: int) -> int:
+        override = self.overrides.get(index)
+        return 0 if override is None else override.version
+
+    def existing(self) -> Iterator[int]:
+        return (i for i in range(self.n) if i not in self.deleted)
+
+    def count(self) -> int:
+        return self.n - len(self.deleted)
+
+    def dynamic_values(self, index: int) -> dict[str, object]:
+        factory = self.factory
+        values: dict[str, object] = {k: factory.key_value(k, index) for k in factory.key_fields}
+        dynamic = factory.dynamic
+        if "Division" in dynamic:
+            values["Division"] = self.division
+        if "Timestamp" in dynamic:
+            ts = self.timestamp(index)
+            # Int64 is a JSON string, but some rows carry a plain number: clients take both.
+            values["Timestamp"] = ts if ts % 7 == 0 else str(ts)
+        if "Modified" in dynamic:
+            values["Modified"] = odata_date(self.modified_ms(index))
+        if "LineNumber" in dynamic:
+            values["LineNumber"] = index % 4  # 0 = header row, like Exact's header+line syncs
+        values.update(factory.constants)
+        return values
+
+    def raw_row(self, index: int) -> dict[str, object]:
+        """All catalog fields of a row, as a full unfiltered read decodes it (no __metadata)."""
+        factory = self.factory
+        merged = {**factory.static_row(index), **self.dynamic_values(index)}
+        version = self.version(index)
+        if version and factory.changed_field is not None:
+            merged[factory.changed_field] = factory.changed_value(index, version)
+        return {name: merged.get(name) for name in self.spec.fields}
+
+    # changes
+    def override(self, index: int) -> RowOverride:
+        override = self.overrides.get(index)
+        if override is None:
+            override = self.overrides[index] = RowOverride()
+            bisect.insort(self.override_order, index)
+        return override
+
+    def touch(self, index: int, *, new_ts: int | None, now_ms: int, bump_version: bool) -> None:
+        override = self.override(index)
+        if bump_version:
+            override.version += 1
+        if self.spec.modified:
+            override.modified_ms = now_ms
+        if new_ts is not None and "Timestamp" in self.factory.dynamic:
+            override.timestamp = new_ts
+            self.tail_ts.append(new_ts)
+            self.tail_idx.append(index)
+
+    # paging
+    def sync_indices(self, after: int | None, limit: int) -> list[int]:
+        """Up to `limit` rows with Timestamp > after, in Timestamp order."""
+        out: list[int] = []
+        overrides, deleted = self.overrides, self.deleted
+        start = 0
+        if after is not None:
+            start = max(0, (after - TS_BASE - self.spec.number) // TS_STRIDE + 1)
+        index = start
+        while index < self.n_base and len(out) < limit:
+            override = overrides.get(index)
+            if index not in deleted and (override is None or override.timestamp is None):
+                out.append(index)
+            index += 1
+        if len(out) < limit:
+            position = 0 if after is None else bisect.bisect_right(self.tail_ts, after)
+            while position < len(self.tail_ts) and len(out) < limit:
+                index = self.tail_idx[position]
+                if index not in deleted and overrides[index].timestamp == self.tail_ts[position]:
+                    out.append(index)
+                position += 1
+        return out
+
+    def index_indices(self, start: int, bounds: tuple[int, int] | None, limit: int) -> list[int]:
+        """Up to `limit` rows from index `start` on, in index order, with lo <= Modified <= hi."""
+        if bounds is None:
+            candidates: Iterator[int] = (i for i in range(start, self.n) if i not in self.deleted)
+        else:
+            candidates = heapq.merge(self._base_in(start, bounds), self._changed_in(start, bounds))
+        out: list[int] = []
+        for index in candidates:
+            out.append(index)
+            if len(out) >= limit:
+                break
+        return out
+
+    def _base_in(self, start: int, bounds: tuple[int, int]) -> Iterator[int]:
+        low, high = bounds
+        first = max(start, -((MODIFIED_BASE_MS - low) // MODIFIED_STEP_MS))  # ceil division
+        last = min(self.n_base - 1, (high - MODIFIED_BASE_MS) // MODIFIED_STEP_MS)
+        overrides, deleted = self.overrides, self.deleted
+        return (i for i in range(first, last + 1) if i not in overrides and i not in deleted)
+
+    def _changed_in(self, start: int, bounds: tuple[int, int]) -> Iterator[int]:
+        low, high = bounds
+        order = self.override_order
+        for position in range(bisect.bisect_left(order, start), len(order)):
+            index = order[position]
+            if index not in self.deleted and low <= self.modified_ms(index) <= high:
+                yield index
+
+    # serialisation
+    def rows_json(self, indices: list[int], select: tuple[str, ...], uri_base: str) -> list[str]:
+        factory = self.factory
+        static = factory.static_json(select)
+        dynamic = [name for name in select if name in factory.dynamic]
+        head = '{"__metadata":{"uri":"' + uri_base + "("
+        type_part = ')","type":"' + factory.type_name + '"},'
+        nav_open = ',"' + factory.nav + '":{"__deferred":{"uri":"' + uri_base + "("
+        nav_close = ")/" + factory.nav + '"}}}'
+        out = []
+        for index in indices:
+            key = factory.key_literal(index)
+            if self.version(index):
+                body = self._slow_body(index, select)
+            else:
+                values = self.dynamic_values(index)
+                parts = [field_json(n, values[n]) for n in dynamic]
+                static_part = static[index % RESIDUES]
+                if static_part:
+                    parts.append(static_part)
+                body = ",".join(parts)
+            out.append(head + key + type_part + body + nav_open + key + nav_close)
+        return out
+
+    def _slow_body(self, index: int, select: tuple[str, ...]) -> str:
+        row = self.raw_row(index)
+        return ",".join(field_json(name, row[name]) for name in select)
+
+
+class ExtraFieldsTable:
+    """read/logistics/ItemExtraField: 0-3 extra fields per row of the `items` table."""
+
+    def __init__(self, spec: StreamSpec, items: Table, seed: int) -> None:
+        self.spec = spec
+        self.items = items
+        self.seed = seed
+
+    def count_for(self, item: int) -> int:
+        return ((item * 2_654_435_761 + self.seed * 40_503) >> 7) % 4
+
+    def rows_for(self, item: int, since_ms: int | None = None) -> list[dict[str, object]]:
+        items = self.items
+        if not items.exists(item):
+            return []
+        modified = items.modified_ms(item)
+        if since_ms is not None and modified < since_ms:
+            return []
+        item_id = items.factory.key_value("ID", item)
+        return [
+            {
+                "Description": f"Extra field {number}",
+                "ItemID": item_id,
+                "Modified": odata_date(modified),
+                "Number": number,
+                "Value": None if (item + number) % 5 == 0 else f"Value {item}.{number}",
+            }
+            for number in range(1, self.count_for(item) + 1)
+        ]
+
+    def all_rows(self) -> Iterator[dict[str, object]]:
+        for item in self.items.existing():
+            yield from self.rows_for(item)
+
+    def count(self) -> int:
+        return sum(self.count_for(item) for item in self.items.existing())
+
+
+# --- all tables -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Catalog:
+    streams: list[StreamSpec]
+    deleted_entity_types: dict[str, int]  # entity name -> sync/Deleted EntityType code
+
+
+def read_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    streams = [_spec(number, entry) for number, entry in enumerate(raw["streams"])]
+    types = {name: int(code) for code, name in raw.get("deleted_entity_types", {}).items()}
+    return Catalog(streams, types)
+
+
+class Dataset:
+    """Every (stream, division) table, created on first use; the caller holds the lock."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        current_division: int,
+        rows: Mapping[str, int] | None,
+        default_rows: int | None,
+        seed: int,
+    ) -> None:
+        self.specs = {spec.name: spec for spec in catalog.streams}
+        unknown = sorted(set(rows or {}) - set(self.specs))
+        if unknown:
+            raise ValueError(f"unknown streams in rows: {unknown}")
+        self.entity_types = catalog.deleted_entity_types
+        self.current_division = current_division
+        self.seed = seed
+        self._rows = dict(rows or {})
+        self._default_rows = default_rows
+        self._tables: dict[tuple[str, int], Table] = {}
+        # Changed rows get Timestamps above every generated one, per division (rowversion).
+        largest = max((self.rows_for(spec) for spec in catalog.streams), default=0)
+        self._ts_start = TS_BASE + (largest + 1) * TS_STRIDE
+        self._next_ts: dict[int, int] = {}
+        self.deletions: list[dict[str, object]] = []
+
+    def spec(self, name: str) -> StreamSpec:
+        spec = self.specs.get(name)
+        if spec is None:
+            raise KeyError(f"unknown stream {name!r}")
+        return spec
+
+    def rows_for(self, spec: StreamSpec) -> int:
+        if spec.name == "me":
+            return 1
+        if spec.name in self._rows:
+            return self._rows[spec.name]
+        if self._default_rows is not None:
+            return self._default_rows
+        return 1500 if spec.api in ("sync", "bulk") else 130
+
+    def table(self, spec: StreamSpec, division: int) -> Table:
+        division = division if spec.division_in_path else 0
+        table = self._tables.get((spec.name, division))
+        if table is None:
+            constants = {"CurrentDivision": self.current_division} if spec.name == "me" else {}
+            factory = RowFactory(spec, division, self.seed, constants)
+            table = self._tables[(spec.name, division)] = Table(factory, self.rows_for(spec))
+        return table
+
+    def extra_fields(self, spec: StreamSpec, division: int) -> ExtraFieldsTable:
+        assert spec.child_of is not None
+        parent = self.spec(str(spec.child_of["parent"]))
+        return ExtraFieldsTable(spec, self.table(parent, division), self.seed)
+
+    def new_timestamp(self, division: int) -> int:
+        value = self._next_ts.get(division, self._ts_start)
+        self._next_ts[division] = value + 1
+        return value
+
+    def mutate(
+        self, name: str, division: int, *, update: int, insert: int, now_ms: int
+    ) -> list[dict[str, object]]:
+        spec = self.spec(name)
+        if spec.child_of is not None or spec.name == "me":
+            raise ValueError(f"{name} cannot be mutated")
+        table = self.table(spec, division)
+        changed = [index for _, index in zip(range(update), table.existing(), strict=False)]
+        for index in changed:
+            table.touch(index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=True)
+        for _ in range(insert):
+            index = table.n
+            table.n += 1
+            table.touch(index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=False)
+            changed.append(index)
+        return [table.raw_row(index) for index in changed]
+
+    def _ts_for(self, table: Table) -> int | None:
+        return self.new_timestamp(table.division) if table.spec.is_sync else None
+
+    def delete(self, name: str, division: int, count: int, *, now_ms: int) -> list[object]:
+        spec = self.spec(name)
+        table = self.table(spec, division)
+        victims = [index for _, index in zip(range(count), table.existing(), strict=False)]
+        keys = []
+        for index in victims:
+            key = _key_of(table, index)
+            table.deleted.add(index)
+            keys.append(key)
+            self.deletions.append(self._deletion(table, key, now_ms))
+        return keys
+
+    def _deletion(self, table: Table, key: object, now_ms: int) -> dict[str, object]:
+        ts = self.new_timestamp(table.division)
+        digest = hashlib.md5(f"{self.seed}|deleted|{table.division}|{ts}".encode()).hexdigest()
+        return {
+            "stream": table.spec.name,
+            "division": table.division,
+            "EntityKey": key,
+            "EntityType": self.entity_types.get(table.spec.entity),
+            "DeletedDate": odata_date(now_ms),
+            "Timestamp": ts,
+            "ID": str(uuid.UUID(digest)),
+        }
+
+    def expected_rows(self, name: str, division: int) -> Iterator[dict[str, object]]:
+        spec = self.spec(name)
+        if spec.child_of is not None:
+            return self.extra_fields(spec, division).all_rows()
+        table = self.table(spec, division)
+        return (table.raw_row(index) for index in table.existing())
+
+    def row_count(self, name: str, division: int) -> int:
+        spec = self.spec(name)
+        if spec.child_of is not None:
+            return self.extra_fields(spec, division).count()
+        return self.table(spec, division).count()
+
+
+def _key_of(table: Table, index: int) -> object:
+    keys = [table.factory.key_value(k, index) for k in table.factory.key_fields]
+    if not keys:
+        return index
+    return keys[0] if len(keys) == 1 else tuple(keys)
