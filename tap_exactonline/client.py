@@ -6,8 +6,10 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any, ClassVar, NoReturn, Protocol, cast
 from urllib.parse import ParseResult, quote, urlsplit
 
@@ -18,12 +20,13 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseHATEOASPaginator
+from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
 from typing_extensions import override
 
 from tap_exactonline.auth import AuthorizationRequiredError, ExactAuthenticator, TokenRefreshError
 from tap_exactonline.catalog import EntitySpec
-from tap_exactonline.odata import RecordPlan
+from tap_exactonline.odata import DIVISION_FIELD, RecordPlan
 
 LOGGER = logging.getLogger("tap_exactonline.http")
 
@@ -437,9 +440,19 @@ class ExactStream(RESTStream[ParseResult]):
     def validate_response(self, response: requests.Response) -> None:
         self.exact.http.check(response, self.describe(division_of(response.url)))
 
+    @cached_property
+    def selected_fields(self) -> list[str]:
+        """Exact fields whose columns are selected in the catalog (keys and bookmarks always)."""
+        always = {*self.spec.keys, "Timestamp", "Modified", DIVISION_FIELD}
+        return [
+            name
+            for name in self.spec.fields
+            if name in always or self.mask[("properties", self.plan.column_for[name])]
+        ]
+
     def query_params(self, context: Context | None) -> dict[str, str]:
         """Options for the first page; later pages follow Exact's `__next` link as given."""
-        return {"$select": ",".join(self.spec.fields)}
+        return {"$select": ",".join(self.selected_fields)}
 
     @override
     def get_http_request(self, *, page: PageContext[ParseResult]) -> HTTPRequest:
@@ -475,6 +488,7 @@ class ExactStream(RESTStream[ParseResult]):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         division = context.get("division") if context else None
         self._division, self._stopped_short = division, False
+        self.plan.select(self.selected_fields)
         if self.exact.limiter.daily_budget_spent(division):
             self.logger.info("Skipping %s: the daily budget is spent.", self.describe(division))
             return
@@ -493,3 +507,18 @@ class ExactStream(RESTStream[ParseResult]):
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         key_column = self.plan.column_for[self.spec.keys[0]]
         return {"division": record[self.plan.division_column], "parent_id": record[key_column]}
+
+    @override
+    def _generate_record_messages(self, record: dict) -> Generator[RecordMessage, None, None]:
+        # The SDK would walk every record to pop deselected columns and conform types; the
+        # RecordPlan already built exactly the selected, typed columns. Skipping that walk is
+        # about a fifth of the tap's CPU.
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=datetime.now(timezone.utc),
+                )

@@ -7,13 +7,13 @@ small conversion; all decisions are made once per stream in `RecordPlan`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 _CAMEL_BOUNDARY_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _CAMEL_BOUNDARY_2 = re.compile(r"([a-z\d])([A-Z])")
-_ODATA_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 DIVISION_FIELD = "Division"
@@ -26,18 +26,24 @@ def snake_case(name: str) -> str:
     return name.replace("__", "_").lower()
 
 
+@lru_cache(maxsize=65536)  # dates repeat a lot (booking dates, batch imports); memory stays bounded
 def parse_odata_datetime(value: object) -> object:
     """`/Date(1382667872203)/` -> '2013-10-25T02:24:32.203000+00:00'.
 
     The number is the UTC instant; an offset suffix (`/Date(ms+0100)/`) only says which zone
     the server displayed it in, so it does not move the instant. Anything else passes unchanged.
     """
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value.startswith("/Date(") or not value.endswith(")/"):
         return value
-    match = _ODATA_DATE.fullmatch(value)
-    if match is None:
+    number = value[6:-2]
+    sign_at = max(number.rfind("+"), number.rfind("-"))
+    if sign_at > 0:  # an offset suffix, not a leading minus
+        number = number[:sign_at]
+    try:
+        milliseconds = int(number)
+    except ValueError:
         return value
-    return (_EPOCH + timedelta(milliseconds=int(match.group(1)))).isoformat()
+    return (_EPOCH + timedelta(milliseconds=milliseconds)).isoformat()
 
 
 def parse_int64(value: object) -> object:
@@ -71,24 +77,36 @@ class RecordPlan:
     """How one stream turns an Exact row into a Singer record."""
 
     def __init__(self, fields: Mapping[str, str], *, rename: bool) -> None:
+        self.fields = dict(fields)
         self.column_for = {name: snake_case(name) if rename else name for name in fields}
         self.division_column = self.column_for.get(DIVISION_FIELD) or (
             "division" if rename else DIVISION_FIELD
         )
-        self._plan: dict[str, tuple[str, Callable[[object], object] | None]] = {
-            name: (self.column_for[name], CONVERTERS.get(edm)) for name, edm in fields.items()
-        }
+        self.select(fields)
+
+    def select(self, names: Iterable[str]) -> None:
+        """Emit only these Exact fields (the ones selected in the catalog, in `$select`)."""
+        chosen = [name for name in names if name in self.fields]
+        self.selected = chosen
+        self._plain = [
+            (name, self.column_for[name]) for name in chosen if self.fields[name] not in CONVERTERS
+        ]
+        self._converted = [
+            (name, self.column_for[name], CONVERTERS[self.fields[name]])
+            for name in chosen
+            if self.fields[name] in CONVERTERS
+        ]
 
     def apply(self, row: Mapping[str, Any], division: int | None) -> dict[str, Any]:
-        """Keep the catalog's fields (drops `__metadata`, `__deferred` links, unknown fields)."""
-        record: dict[str, Any] = {}
-        plan = self._plan
-        for name, value in row.items():
-            step = plan.get(name)
-            if step is None:
-                continue
-            column, convert = step
-            record[column] = value if convert is None or value is None else convert(value)
+        """Build the record from the selected fields only, which also drops Exact's
+        `__metadata` and `__deferred` links. Exact sends every `$select`-ed field (null when
+        empty), so a field it leaves out is null too.
+        """
+        get = row.get
+        record = {column: get(name) for name, column in self._plain}
+        for name, column, convert in self._converted:
+            value = get(name)
+            record[column] = None if value is None else convert(value)
         if division is not None:
             # Many divisions share a table: the record must say which one it came from.
             record[self.division_column] = division
