@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -236,12 +237,25 @@ def test_a_persistent_error_stops_with_exacts_message_and_keeps_state(
     assert run.bookmark("gl_accounts", 1001)  # what was done before the failure is kept
 
 
-def test_429_is_waited_out(fake: FakeExact, tmp_path: Path):
-    fake.rate_limit_next(1, headers="minutely")
-    fake.rate_limit_next(1, headers="none")
-    run = run_tap(tmp_path, tap_config(fake, divisions=[1001]), streams={"transaction_lines"})
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert len(run.records("transaction_lines")) == 1100
+def test_429_is_waited_out(tmp_path: Path):
+    # 2-second windows: the tap must wait for the reset the headers (or the last window) give.
+    rows = {"transaction_lines": 1100, "gl_accounts": 10}
+    with FakeExact(divisions=(1001,), rows=rows, minute_window_seconds=2.0) as fake:
+        # gl_accounts is read first and tells the tap the current window; then TransactionLines
+        # gets a 429 without any header, and one with the minutely headers.
+        fake.rate_limit_next(1, headers="none", path_contains="TransactionLines")
+        fake.rate_limit_next(1, headers="minutely", path_contains="TransactionLines")
+        started = time.monotonic()
+        run = run_tap(
+            tmp_path,
+            tap_config(fake, divisions=[1001]),
+            streams={"gl_accounts", "transaction_lines"},
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert len(run.records("transaction_lines")) == 1100
+        assert [c[3] for c in fake.calls if c[3] == 429] == [429, 429]
+        assert "HTTP 429, waiting" in run.stderr
+        assert time.monotonic() - started < 30
 
 
 def test_minutely_budget_is_respected_without_any_429(tmp_path: Path):
