@@ -1,0 +1,244 @@
+"""Fixtures for pipeline tests: a throwaway PostgreSQL (pgserver) and isolated Meltano projects.
+
+- `postgres` (session): PostgreSQL 16 from pgserver, reachable over TCP on 127.0.0.1 and over
+  its unix socket; `pg_database` (function): a fresh, empty database on it.
+- `meltano_plugins` (session): the repo's loaders installed once per session in a temp dir.
+- `meltano_project` (function): a temp Meltano project (copy of meltano.yml whose tap runs this
+  repo's code from the project venv) sharing those installed loaders; its own state database.
+- `run_meltano(project, *args, env=..., input=...)`: the real `meltano` CLI, with a clean env.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+with warnings.catch_warnings():  # platformdirs, at import: "XDG_RUNTIME_DIR is not set"
+    warnings.simplefilter("ignore")
+    import pgserver
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent  # the venv running pytest (uv: /work/main/.venv)
+MELTANO = VENV_BIN / "meltano"
+TAP_EXECUTABLE = VENV_BIN / "tap-exactonline"  # editable install of this repo
+LOADERS = ("target-postgres",)  # installed once per session; add "target-duckdb" if needed
+
+# Variables never inherited from the developer's shell: a stray TAP_EXACTONLINE_REFRESH_TOKEN
+# must not reach a test run (and rotate a real token), nor MELTANO_* change the project.
+_SCRUBBED_PREFIXES = ("MELTANO_", "TAP_EXACTONLINE_", "TARGET_POSTGRES_", "TARGET_DUCKDB_")
+_MELTANO_DEFAULTS = {
+    "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+    # No plugin here has a variant, so the Hub is never needed: make any lookup fail locally.
+    "MELTANO_HUB_URL": "http://127.0.0.1:9",
+    "MELTANO_AUTO_INSTALL": "false",
+}
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """Connection facts of the test server (trust auth; the role has a password anyway)."""
+
+    host: str  # 127.0.0.1 (TCP)
+    port: int
+    socket_dir: Path
+    user: str
+    password: str  # target-postgres refuses host/port settings without a password
+    database: str
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """TCP URL for target-postgres `sqlalchemy_url`."""
+        return (
+            f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}"
+            f"/{self.database}"
+        )
+
+    @property
+    def socket_sqlalchemy_url(self) -> str:
+        """Unix-socket URL (target-postgres's `host` setting cannot take a socket path)."""
+        return (
+            f"postgresql+psycopg://{self.user}:{self.password}@/{self.database}"
+            f"?host={self.socket_dir}&port={self.port}"
+        )
+
+    @property
+    def conninfo(self) -> str:
+        return (
+            f"host={self.host} port={self.port} user={self.user} password={self.password}"
+            f" dbname={self.database}"
+        )
+
+    def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.conninfo, autocommit=True)
+
+    def target_env(self, schema: str = "exactonline") -> dict[str, str]:
+        """TARGET_POSTGRES_* variables for `meltano run/invoke ... target-postgres`."""
+        return {
+            "TARGET_POSTGRES_HOST": self.host,
+            "TARGET_POSTGRES_PORT": str(self.port),
+            "TARGET_POSTGRES_USER": self.user,
+            "TARGET_POSTGRES_PASSWORD": self.password,
+            "TARGET_POSTGRES_DATABASE": self.database,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """PostgreSQL started by pgserver in a temp dir, stopped and deleted at the end."""
+    # Not under tmp_path_factory: as root, pgserver runs postgres as user `pgserver` and opens
+    # up the parent dirs, but every pytest session that starts meanwhile resets
+    # /tmp/pytest-of-root to 0700, and the server then PANICs (pg_control: permission denied).
+    root = Path(tempfile.mkdtemp(prefix="pytest-pgserver-"))
+    pgdata = root / "data"
+    # pgserver starts a socket-only server (`-h ""`).
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    socket_dir = server.get_postmaster_info().socket_dir or pgdata
+    port = _free_port()
+
+    def pg_ctl(*args: str) -> None:
+        # No pipes: the postmaster would inherit them and keep them open (pgserver's note).
+        cmd = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), *args]
+        done = subprocess.run(
+            cmd,
+            user=server.system_user,
+            timeout=60,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"pg_ctl {args[-1]} failed:\n{server.log.read_text()[-3000:]}")
+
+    # Restart listening on TCP as well, so the loader's host/port settings work as in production.
+    pg_ctl("-w", "-o", f"-h 127.0.0.1 -p {port} -k {socket_dir}", "-l", str(server.log), "restart")
+    pg = Postgres("127.0.0.1", port, socket_dir, "postgres", "postgres", "postgres")
+    try:
+        with pg.connect() as conn:
+            conn.execute(f"ALTER ROLE {pg.user} PASSWORD '{pg.password}'")
+        yield pg
+    finally:
+        pg_ctl("-w", "-m", "fast", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(postgres: Postgres, request: pytest.FixtureRequest) -> Iterator[Postgres]:
+    """A fresh empty database for one test, dropped afterwards."""
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+    with postgres.connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield replace(postgres, database=name)
+    with postgres.connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --------------------------------------------------------------------------- Meltano
+
+
+def run_meltano(
+    project_dir: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run the project venv's `meltano` in `project_dir`; stdout and stderr captured as text.
+
+    The environment is the current one without MELTANO_*/TAP_EXACTONLINE_*/TARGET_* variables,
+    plus safe Meltano defaults (no tracking, no version check, no Hub, no auto-install), plus
+    `env`. Does not raise on a non-zero exit: assert on `returncode` (print stderr on failure).
+    """
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    full_env |= _MELTANO_DEFAULTS | {"MELTANO_PROJECT_ROOT": str(project_dir)}
+    full_env |= dict(env or {})
+    return subprocess.run(
+        [str(MELTANO), *args],
+        cwd=project_dir,
+        env=full_env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_test_meltano_yml(dest: Path) -> Path:
+    """Copy the repo's meltano.yml, with the tap run from the project venv (no install)."""
+    project = yaml.safe_load((REPO_ROOT / "meltano.yml").read_text())
+    for tap in project["plugins"]["extractors"]:
+        if tap["name"] == "tap-exactonline":
+            tap.pop("pip_url", None)  # not installable: Meltano runs `executable` as is
+            tap["executable"] = str(TAP_EXECUTABLE)
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "meltano.yml"
+    path.write_text(yaml.safe_dump(project, sort_keys=False))
+    return path
+
+
+def set_plugin_config(project_dir: Path, plugin: str, **config: Any) -> None:
+    """Set plugin config in the project's `dev` environment (in meltano.yml, not env vars).
+
+    Needed for `kind: decimal` settings such as retry_base_seconds: Meltano 4.4.1 crashes
+    (Decimal is not JSON serializable) when their value comes from an environment variable.
+    """
+    path = project_dir / "meltano.yml"
+    project = yaml.safe_load(path.read_text())
+    env = next(e for e in project["environments"] if e["name"] == "dev")
+    plugins = env.setdefault("config", {}).setdefault("plugins", {})
+    kind = "extractors" if plugin.startswith("tap-") else "loaders"
+    entries = plugins.setdefault(kind, [])
+    entry = next((p for p in entries if p["name"] == plugin), None)
+    if entry is None:
+        entry = {"name": plugin, "config": {}}
+        entries.append(entry)
+    entry.setdefault("config", {}).update(config)
+    path.write_text(yaml.safe_dump(project, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def meltano_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`.meltano/loaders` with LOADERS installed once per session (uv: ~3.5 s, warm cache)."""
+    shared = tmp_path_factory.mktemp("meltano-shared")
+    write_test_meltano_yml(shared)
+    result = run_meltano(shared, "install", *LOADERS, timeout=900)
+    if result.returncode != 0:
+        pytest.fail(f"meltano install failed:\n{result.stdout}\n{result.stderr}")
+    return shared / ".meltano" / "loaders"
+
+
+@pytest.fixture
+def meltano_project(tmp_path: Path, meltano_plugins: Path) -> Path:
+    """A fresh Meltano project dir: own meltano.db (state), run/ and logs; shared loaders."""
+    project = tmp_path / "project"
+    write_test_meltano_yml(project)
+    (project / ".meltano").mkdir()
+    (project / ".meltano" / "loaders").symlink_to(meltano_plugins, target_is_directory=True)
+    return project
