@@ -66,7 +66,12 @@ class TokenSet:
         return bool(self.access_token) and self.expires_at - margin > now
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Whole seconds: SDK targets read JSON floats as Decimal and then cannot write the
+        # state back out (target-postgres fails on it).
+        data = asdict(self)
+        data["expires_at"] = int(self.expires_at)
+        data["obtained_at"] = int(self.obtained_at)
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> TokenSet | None:

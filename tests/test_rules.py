@@ -451,3 +451,9 @@ def test_429_without_headers_uses_the_last_known_window():
     limiter.record(5, _headers(minutely_remaining=3, minutely_reset=(time.now + 4) * 1000))
     limiter.after_429(5, {})
     assert time.sleeps == [pytest.approx(4.1)]
+
+
+def test_token_state_has_no_floats():
+    # SDK targets parse floats as Decimal and then fail to serialise the state they echo.
+    data = TokenSet("r", "a", 1700000600.75, 1700000000.25, "o").to_dict()
+    assert not any(isinstance(v, float) for v in data.values())

@@ -1,0 +1,133 @@
+"""`meltano run tap-exactonline target-postgres` against the fake Exact server, into PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import Postgres, run_meltano, set_plugin_config
+from tests.fake_exact import FakeExact
+
+pytestmark = pytest.mark.pipeline
+
+DIVISIONS = (1001, 1002)
+# One stream of each API kind: sync, bulk, standard (incremental and full table), read, current.
+STREAMS = {
+    "accounts": 1100,
+    "sales_orders": 1100,
+    "purchase_invoices": 75,
+    "reporting_balance": 75,
+    "receivables_list": 75,
+    "me": 1,
+}
+SCHEMA = "exactonline"
+
+
+def configure(project: Path, fake: FakeExact, **extra: Any) -> None:
+    meltano_yml = project / "meltano.yml"
+    definition = yaml.safe_load(meltano_yml.read_text())
+    tap = next(p for p in definition["plugins"]["extractors"] if p["name"] == "tap-exactonline")
+    tap["select"] = [f"{stream}.*" for stream in STREAMS]
+    meltano_yml.write_text(yaml.safe_dump(definition, sort_keys=False))
+    set_plugin_config(
+        project,
+        "tap-exactonline",
+        client_id="fake-client-id",
+        client_secret="fake-client-secret",
+        refresh_token="fake-initial-refresh-token",
+        base_url=fake.base_url,
+        divisions=list(DIVISIONS),
+        retry_base_seconds=0.01,
+        **extra,
+    )
+
+
+def meltano_run(project: Path, database: Postgres, *flags: str) -> str:
+    result = run_meltano(
+        project,
+        "run",
+        *flags,
+        "tap-exactonline",
+        "target-postgres",
+        env=database.target_env(SCHEMA),
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    return output
+
+
+def counts(database: Postgres, table: str) -> dict[int, int]:
+    with database.connect() as connection:
+        rows = connection.execute(
+            f'SELECT division, count(*) FROM {SCHEMA}."{table}" GROUP BY division'
+        ).fetchall()
+    return dict(rows)
+
+
+def fetch(database: Postgres, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with database.connect() as connection:
+        return connection.execute(sql, params).fetchall()
+
+
+def test_pipeline_into_postgres(meltano_project: Path, pg_database: Postgres, tmp_path: Path):
+    unlimited = {"minutely_limit": 1_000_000, "daily_limit": 1_000_000}
+    with FakeExact(divisions=DIVISIONS, rows=STREAMS, **unlimited) as fake:
+        configure(meltano_project, fake)
+        outputs = [meltano_run(meltano_project, pg_database)]
+
+        # Every row of every division, with Exact's values.
+        for stream in STREAMS:
+            if stream == "me":
+                continue
+            expected = {d: fake.row_count(stream, d) for d in DIVISIONS}
+            assert counts(pg_database, stream) == expected, stream
+        assert counts(pg_database, "me") == {fake.current_division: 1}
+        account = next(fake.expected_rows("accounts", 1001))
+        name, credit_line = fetch(
+            pg_database,
+            f"SELECT name, credit_line_sales FROM {SCHEMA}.accounts WHERE id = %s",
+            account["ID"],
+        )[0]
+        assert name == account["Name"]
+        assert (credit_line is None) == (account["CreditLineSales"] is None)
+        if credit_line is not None:
+            assert float(credit_line) == pytest.approx(account["CreditLineSales"])
+        assert fake.refresh_count == 1
+
+        # Second run right after: only the changes are fetched, the access token is reused.
+        updated = fake.mutate("accounts", 1001, update=3, insert=2)
+        fake.mutate("purchase_invoices", 1002, update=2)
+        calls_before = len(fake.calls)
+        outputs.append(meltano_run(meltano_project, pg_database))
+        second_calls = fake.calls[calls_before:]
+        account_calls = [c for c in second_calls if "sync/CRM/Accounts" in c[1]]
+        assert len(account_calls) == len(DIVISIONS)  # one page per division: nothing else new
+        assert all("Timestamp%20gt%20" in c[2] and "L" in c[2] for c in account_calls)
+        assert counts(pg_database, "accounts") == {1001: 1102, 1002: 1100}
+        for row in updated:
+            assert fetch(
+                pg_database, f"SELECT name FROM {SCHEMA}.accounts WHERE id = %s", row["ID"]
+            ) == [(row["Name"],)]
+        assert fake.refresh_count == 1
+
+        # Later (Exact's clock): the rotated refresh token kept in Meltano's state works.
+        fake.advance_clock(601)
+        store = tmp_path / "tokens" / "exactonline.json"
+        set_plugin_config(meltano_project, "tap-exactonline", token_store=str(store))
+        outputs.append(meltano_run(meltano_project, pg_database))
+        assert fake.refresh_count == 2
+        assert store.exists()
+
+        # --full-refresh ignores the state; the token store keeps the token chain alive.
+        fake.advance_clock(601)
+        outputs.append(meltano_run(meltano_project, pg_database, "--full-refresh"))
+        assert fake.refresh_count == 3
+        assert counts(pg_database, "accounts") == {1001: 1102, 1002: 1100}  # upserted, no dupes
+
+        for secret in fake.issued_secrets():
+            for output in outputs:
+                assert secret not in output
