@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def run_tap(
     streams: set[str] | None = None,
     state: dict[str, Any] | None = None,
     timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> TapRun:
     """Run one sync with the given config, stream selection and incoming state."""
     work.mkdir(parents=True, exist_ok=True)
@@ -91,7 +93,8 @@ def run_tap(
         state_path = work / "state.json"
         state_path.write_text(json.dumps(state))
         args += ["--state", str(state_path)]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=full_env)
     return TapRun(result.returncode, result.stdout, result.stderr, parse_messages(result.stdout))
 
 

@@ -377,3 +377,23 @@ def test_token_store_is_written_before_use_and_read_back(fake: FakeExact, tmp_pa
     )
     assert fourth.returncode == 0, fourth.stderr[-3000:]
     assert "Using the stored refresh token" in fourth.stderr
+
+
+def test_no_secret_reaches_the_logs_even_at_debug_level(fake: FakeExact, tmp_path: Path):
+    debug = {"LOGLEVEL": "DEBUG", "TAP_EXACTONLINE_LOGLEVEL": "DEBUG"}
+    first = run_tap(tmp_path / "1", tap_config(fake), streams={"gl_accounts"}, env=debug)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "DEBUG" in first.stderr
+    fake.advance_clock(601)  # the next run meets a 401 and refreshes
+    fake.fail_next(1, status=500, body="json")
+    second = run_tap(
+        tmp_path / "2",
+        tap_config(fake),
+        streams={"gl_accounts"},
+        state=first.final_state,
+        env=debug,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert fake.refresh_count == 2
+    assert_no_secret_leaked(fake, first.stderr, second.stderr)
+    assert "fake-client-secret" not in first.stderr + second.stderr
