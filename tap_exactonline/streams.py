@@ -99,6 +99,15 @@ class ChildReadStream(ODataStream):
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
         self.replication_key = None  # the parent's bookmark decides what is read
+        self._schema_sent = False
+
+    @override
+    def _write_schema_message(self) -> None:
+        # The SDK syncs a child once per parent row and would repeat the SCHEMA each time;
+        # many targets flush a batch on every SCHEMA, loading one row at a time.
+        if not self._schema_sent:
+            super()._write_schema_message()
+            self._schema_sent = True
 
     @override
     def query_params(self, context: Context | None) -> dict[str, str]:

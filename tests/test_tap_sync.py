@@ -82,6 +82,10 @@ def test_every_stream_every_division_every_row(fake: FakeExact, tmp_path: Path):
     assert extra_fields
     assert {(r["division"], r["item_id"]) for r in extra_fields} <= items
 
+    # One SCHEMA per stream: targets flush a batch on every SCHEMA message.
+    schemas = [m["stream"] for m in run.messages if m["type"] == "SCHEMA"]
+    assert sorted(schemas) == sorted(set(schemas))
+
     # Requests: strictly one at a time, always JSON.
     assert fake.max_concurrent_requests == 1
     assert fake.requests_without_accept == 0
