@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.generate_catalog import DEFAULT_SOURCE, OUTPUT, build
+from scripts.generate_catalog import DEFAULT_SOURCE, OUTPUT, README, build, readme_with_table
 from tap_exactonline.catalog import ENABLED_STREAMS, load_catalog
 
 
@@ -37,3 +37,10 @@ def test_cheapest_api_is_chosen():
     assert catalog["reporting_balance"].api == "standard"
     assert catalog["receivables_list"].api == "read"
     assert catalog["item_extra_fields"].child_of is not None
+
+
+def test_readme_stream_table_is_generated_from_the_catalog():
+    readme = README.read_text()
+    assert readme == readme_with_table(readme), (
+        "README stream table is stale: run `uv run python scripts/generate_catalog.py`"
+    )
