@@ -19,39 +19,12 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fake_exact.process import spawn_fake_exact  # noqa: E402
+
 STREAM = "transaction_lines"
 DIVISION = 1001
-
-
-def start_fake_server(rows: int) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fake_exact",
-            "--port",
-            "0",
-            "--divisions",
-            str(DIVISION),
-            "--streams",
-            STREAM,
-            "--rows",
-            f"{STREAM}={rows}",
-            "--minutely-limit",
-            "1000000",
-            "--daily-limit",
-            "1000000",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline().strip()
-    if not line.startswith("FAKE_EXACT_URL="):
-        server.kill()
-        raise SystemExit(f"fake server did not start: {line!r}")
-    return server, line.removeprefix("FAKE_EXACT_URL=")
 
 
 def selected_catalog(config_path: Path, work: Path) -> Path:
@@ -72,7 +45,18 @@ def selected_catalog(config_path: Path, work: Path) -> Path:
 
 
 def run_once(rows: int) -> dict[str, float]:
-    server, url = start_fake_server(rows)
+    server, url = spawn_fake_exact(
+        "--divisions",
+        str(DIVISION),
+        "--streams",
+        STREAM,
+        "--rows",
+        f"{STREAM}={rows}",
+        "--minutely-limit",
+        "1000000",
+        "--daily-limit",
+        "1000000",
+    )
     try:
         with tempfile.TemporaryDirectory() as directory:
             work = Path(directory)

@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fake_exact.process import spawn_fake_exact  # noqa: E402
+
 SANDBOX = REPO / ".sandbox"
 DATABASE = SANDBOX / "warehouse.duckdb"
 MELTANO = Path(sys.executable).with_name("meltano")
@@ -33,37 +37,6 @@ for (table,) in tables:
 """
 
 
-def start_fake_server() -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fake_exact",
-            "--port",
-            "0",
-            "--divisions",
-            "1001,1002",
-            "--default-rows",
-            "120",
-            "--rows",
-            ROWS,
-            "--minutely-limit",
-            "1000000",
-            "--daily-limit",
-            "1000000",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline().strip()
-    if not line.startswith("FAKE_EXACT_URL="):
-        server.kill()
-        raise SystemExit(f"The fake Exact server did not start: {line!r}")
-    return server, line.removeprefix("FAKE_EXACT_URL=")
-
-
 def meltano(*args: str, env: dict[str, str]) -> None:
     print(f"$ meltano {' '.join(args)}", flush=True)
     if subprocess.run([str(MELTANO), *args], cwd=REPO, env=env).returncode != 0:
@@ -75,7 +48,18 @@ def main() -> None:
     # Every sandbox run talks to a new fake server: start a new token chain and a new database.
     for stale in (SANDBOX / "tokens.json", DATABASE, DATABASE.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
-    server, url = start_fake_server()
+    server, url = spawn_fake_exact(
+        "--divisions",
+        "1001,1002",
+        "--default-rows",
+        "120",
+        "--rows",
+        ROWS,
+        "--minutely-limit",
+        "1000000",
+        "--daily-limit",
+        "1000000",
+    )
     print(f"Fake Exact Online server: {url}")
     try:
         env = {
