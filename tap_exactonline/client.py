@@ -148,7 +148,7 @@ class RateLimiter:
             budget.minutely_remaining = None
 
     def after_429(self, division: int | None, headers: Any) -> None:
-        self.record(division, headers)
+        """Wait out a 429 whose headers `ExactHttp.check` has already recorded."""
         if division is not None and self.daily_budget_spent(division):
             raise DailyBudgetSpentError(division)
         reset = _header_epoch(headers, "X-RateLimit-Minutely-Reset")

@@ -61,7 +61,11 @@ _CURRENCIES = ("EUR", "USD", "GBP")
 
 @dataclass(frozen=True, eq=False)
 class StreamSpec:
-    """One catalog stream (see scripts/generate_catalog.py)."""
+    """One catalog stream (see scripts/generate_catalog.py).
+
+    Read independently of the tap's own catalog loader, so that a bug there cannot hide itself
+    by shaping the fake's answers too.
+    """
 
     name: str
     entity: str
