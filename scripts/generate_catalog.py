@@ -9,6 +9,7 @@ committed; tests/test_catalog.py fails when it and this generator disagree.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tap_exactonline.catalog import EntitySpec, load_catalog  # noqa: E402
 from tap_exactonline.odata import snake_case  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "exact-api" / "endpoints.json"
@@ -36,10 +38,22 @@ DEPRECATED_URIS = {
 }
 
 # Exact names a few entities in the singular; our users know the tables by plural names.
-NAME_OVERRIDES = {"SupplierItem": "supplier_items", "ItemExtraField": "item_extra_fields"}
+NAME_OVERRIDES = {
+    "SupplierItem": "supplier_items",
+    "ItemExtraField": "item_extra_fields",
+    # Opening balances are entities named after a path: openingbalance/CurrentYear/AfterEntry.
+    "CurrentYear/AfterEntry": "opening_balance_current_year_after_entry",
+    "CurrentYear/Processed": "opening_balance_current_year_processed",
+    "PreviousYear/AfterEntry": "opening_balance_previous_year_after_entry",
+    "PreviousYear/Processed": "opening_balance_previous_year_processed",
+}
 
 # Endpoints documented without a key field: the fields that identify a row.
-KEY_OVERRIDES = {"ItemExtraField": ["ItemID", "Number"]}
+KEY_OVERRIDES = {
+    "ItemExtraField": ["ItemID", "Number"],
+    "EmploymentContractFlexPhasesOnFocusDate": ["ID"],
+    "EmploymentEndReasonsOnFocusDate": ["ID"],
+}
 
 # Read functions that need parameters taken from a parent stream's records.
 CHILDREN = {
@@ -47,6 +61,100 @@ CHILDREN = {
         "parent": "items",
         "parameters": {"itemId": "guid:ID", "modified": "datetime:start"},
     },
+}
+
+# Read functions that cannot be called without parameters (from Exact's reference pages and
+# public clients; endpoints.json does not list parameters). They are left out, with the reason in
+# the README, unless CHILDREN feeds them from a parent. Values: the parameters, and the stream
+# that holds the same rows without one call per parameter value (checked to exist).
+PARAMETERISED_READS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "read/crm/AccountDocumentFolders": (("accountId",), "document_folders"),
+    "read/crm/AccountDocuments": (
+        ("accountId", "searchText", "useFullTextSearch"),
+        "documents_documents",
+    ),
+    "read/crm/DefaultAddressForAccount": (("accountId", "addressType"), "addresses"),
+    "read/crm/OpportunityDocuments": (("opportunityId", "searchText"), "documents_documents"),
+    "read/financial/AgingOverviewByAccount": (("accountId",), "aging_overview"),
+    "read/financial/AgingPayablesListByAgeGroup": (("ageGroup",), "aging_payables_list"),
+    "read/financial/AgingReceivablesListByAgeGroup": (("ageGroup",), "aging_receivables_list"),
+    "read/financial/PayablesListByAccount": (("accountId",), "payables_list"),
+    "read/financial/PayablesListByAccountAndAgeGroup": (("accountId", "ageGroup"), "payables_list"),
+    "read/financial/PayablesListByAgeGroup": (("ageGroup",), "payables_list"),
+    "read/financial/ReceivablesListByAccount": (("accountId",), "receivables_list"),
+    "read/financial/ReceivablesListByAccountAndAgeGroup": (
+        ("accountId", "ageGroup"),
+        "receivables_list",
+    ),
+    "read/financial/ReceivablesListByAgeGroup": (("ageGroup",), "receivables_list"),
+    "read/financial/ReportingBalanceByClassification": (
+        ("glScheme", "reportingYear"),
+        "reporting_balance",
+    ),
+    "read/financial/RevenueListByYear": (("year",), "revenue_list"),
+    "read/financial/RevenueListByYearAndStatus": (("year", "afterEntry"), "revenue_list"),
+    "read/logistics/AccountItems": (("accountId",), "items"),
+    "read/logistics/ItemDetailsByID": (("itemId",), "items"),
+    "read/logistics/SalesItemPrice": (
+        ("accountId", "itemId", "priceDate", "quantity", "unitCode"),
+        "sales_item_prices",
+    ),
+    "read/logistics/StockPosition": (("itemId",), "stock_positions"),
+    "read/mailbox/PreferredMailboxForOperation": (("operation",), "mailboxes"),
+    "read/project/CostEntryExpensesByProject": (("projectId",), None),
+    "read/project/CostEntryRecentAccountsByProject": (("projectId",), "cost_entry_recent_accounts"),
+    "read/project/CostEntryRecentCostTypesByProject": (
+        ("projectId",),
+        "cost_entry_recent_cost_types",
+    ),
+    "read/project/CostEntryRecentExpensesByProject": (("projectId",), None),
+    "read/project/CostTypesByDate": (("checkDate",), "cost_types"),
+    "read/project/CostTypesByProjectAndDate": (("projectId", "checkDate"), "cost_types"),
+    "read/project/CostsByDate": (("checkDate",), "cost_transactions"),
+    "read/project/CostsById": (("entryId",), "cost_transactions"),
+    "read/project/HourEntryActivitiesByProject": (("projectId",), "wbs_activities"),
+    "read/project/HourEntryRecentAccountsByProject": (("projectId",), "hour_entry_recent_accounts"),
+    "read/project/HourEntryRecentActivitiesByProject": (("projectId",), "wbs_activities"),
+    "read/project/HourEntryRecentHourTypesByProject": (
+        ("projectId",),
+        "hour_entry_recent_hour_types",
+    ),
+    "read/project/HourTypesByDate": (("checkDate",), "hour_types"),
+    "read/project/HourTypesByProjectAndDate": (("projectId", "checkDate"), "hour_types"),
+    "read/project/HoursByDate": (("checkDate",), "time_cost_transactions"),
+    "read/project/HoursById": (("entryId",), "time_cost_transactions"),
+    "read/project/ProjectWBSByProject": (("projectId",), "project_wbs"),
+    "read/project/ProjectWBSByProjectAndWBS": (
+        ("projectId", "projectWBSId", "wbsType"),
+        "project_wbs",
+    ),
+    "read/project/RecentCostsByNumberOfWeeks": (("numberOfWeeks",), "recent_costs"),
+    "read/project/RecentHoursByNumberOfWeeks": (("numberOfWeeks",), "recent_hours"),
+    "read/project/TimeAndBillingAccountDetailsByID": (
+        ("accountId",),
+        "time_and_billing_account_details",
+    ),
+    "read/project/TimeAndBillingEntryAccountsByDate": (
+        ("checkDate",),
+        "time_and_billing_entry_accounts",
+    ),
+    "read/project/TimeAndBillingEntryAccountsByProjectAndDate": (
+        ("projectId", "checkDate"),
+        "time_and_billing_entry_accounts",
+    ),
+    "read/project/TimeAndBillingEntryProjectsByAccountAndDate": (
+        ("accountId", "checkDate"),
+        "time_and_billing_entry_projects",
+    ),
+    "read/project/TimeAndBillingEntryProjectsByDate": (
+        ("checkDate",),
+        "time_and_billing_entry_projects",
+    ),
+    "read/project/TimeAndBillingItemDetailsByID": (("itemId",), "time_and_billing_item_details"),
+    "read/project/TimeAndBillingProjectDetailsByID": (
+        ("projectId",),
+        "time_and_billing_project_details",
+    ),
 }
 
 
@@ -75,7 +183,7 @@ def build(source: dict) -> dict:
         entity = endpoint["entity"] or endpoint["uri"].rsplit("/", 1)[-1]
         by_entity[entity].append(endpoint)
 
-    streams = []
+    streams, excluded = [], []
     for entity, endpoints in sorted(by_entity.items()):
         # One stream per service that serves the entity through a standard or read endpoint;
         # sync and bulk endpoints join the stream of the same service (or the only one).
@@ -93,9 +201,19 @@ def build(source: dict) -> dict:
                 continue  # deprecated endpoints only when nothing else serves the entity
             base_name = NAME_OVERRIDES.get(entity, snake_case(entity))
             name = base_name if len(groups) == 1 else f"{snake_case(service)}_{base_name}"
-            streams.append(_stream(name, entity, group))
+            reason = _left_out(entity, group)
+            if reason:
+                excluded.append({"name": name, "path": _chosen_path(group), "reason": reason})
+            else:
+                streams.append(_stream(name, entity, group))
 
     names = [s["name"] for s in streams]
+    unfit = [n for n in names if not re.fullmatch(r"[a-z][a-z0-9_]*", n)]
+    if unfit:
+        raise SystemExit(f"stream names unfit for table names: {unfit}; add NAME_OVERRIDES")
+    unknown = {e for _, e in PARAMETERISED_READS.values() if e} - set(names)
+    if unknown:
+        raise SystemExit(f"PARAMETERISED_READS points at streams that do not exist: {unknown}")
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise SystemExit(f"stream names collide: {sorted(duplicates)}")
@@ -103,18 +221,56 @@ def build(source: dict) -> dict:
         "generated_from": "shared/exact-api/endpoints.json",
         "deleted_entity_types": {int(k): v for k, v in source["deleted_entity_types"].items()},
         "streams": sorted(streams, key=lambda s: s["name"]),
+        "excluded": sorted(excluded, key=lambda s: s["name"]),
     }
 
 
+def _by_preference(group: list[dict]) -> list[dict]:
+    return sorted(group, key=lambda e: API_PREFERENCE.index(e["api"]))
+
+
+def _chosen_path(group: list[dict]) -> str:
+    return _relative_path(_by_preference(group)[0]["uri"])[0]
+
+
+def _left_out(entity: str, group: list[dict]) -> str | None:
+    """Why an entity gets no stream: a read function that needs parameters nobody feeds it."""
+    path = _chosen_path(group)
+    if path not in PARAMETERISED_READS or entity in CHILDREN:
+        return None
+    parameters, elsewhere = PARAMETERISED_READS[path]
+    reason = "needs " + ", ".join(f"`{p}`" for p in parameters)
+    return (
+        f"{reason}; the same rows are in `{elsewhere}`"
+        if elsewhere
+        else f"{reason} (one call per value)"
+    )
+
+
+def _keys(entity: str, chosen: dict, group: list[dict]) -> list[str]:
+    """The fields that identify a row; sync endpoints are keyed on `ID`, not `Timestamp`."""
+    fields = [p["name"] for p in chosen["properties"]]
+    if entity in KEY_OVERRIDES:
+        return KEY_OVERRIDES[entity]
+    if chosen["api"] != "sync":
+        keys = [p["name"] for p in chosen["properties"] if p["key"]]
+    elif "ID" in fields:
+        keys = ["ID"]
+    else:
+        # A few sync endpoints lack `ID`; their standard twin names the row's identity.
+        twins = [e for e in group if e["api"] != "sync"]
+        keys = [p["name"] for e in twins[:1] for p in e["properties"] if p["key"]]
+    if not keys or any(key not in fields for key in keys):
+        raise SystemExit(f"{chosen['uri']}: no key among its fields; add it to KEY_OVERRIDES")
+    return keys
+
+
 def _stream(name: str, entity: str, group: list[dict]) -> dict:
-    group = sorted(group, key=lambda e: API_PREFERENCE.index(e["api"]))
+    group = _by_preference(group)
     chosen = group[0]
     path, division_in_path, beta = _relative_path(chosen["uri"])
     fields = {p["name"]: p["type"] for p in chosen["properties"]}
-    if chosen["api"] == "sync":
-        keys = ["ID"]
-    else:
-        keys = KEY_OVERRIDES.get(entity) or [p["name"] for p in chosen["properties"] if p["key"]]
+    keys = _keys(entity, chosen, group)
     stream: dict = {
         "name": name,
         "entity": entity,
@@ -135,28 +291,37 @@ def _stream(name: str, entity: str, group: list[dict]) -> dict:
     return stream
 
 
-def streams_table() -> str:
-    """The README's stream table, from the committed catalog and the enabled streams."""
-    from tap_exactonline.catalog import ENABLED_STREAMS, load_catalog  # noqa: PLC0415
+def replication_method(spec: EntitySpec) -> str:
+    if spec.child_of:
+        return f"per changed `{spec.child_of.parent}` row"
+    if spec.api == "sync":
+        return "incremental (`timestamp`)"
+    if spec.modified and spec.api != "current":
+        return "incremental (`modified`)"
+    return "full table"
 
+
+def streams_table() -> str:
+    """The README's stream tables, from the committed catalog."""
     load_catalog.cache_clear()
     catalog = load_catalog()
     rows = [
         "| stream | Exact endpoint | API | key | replication |",
         "|---|---|---|---|---|",
     ]
-    for name in sorted(ENABLED_STREAMS):
-        spec = catalog[name]
+    for name, spec in sorted(catalog.items()):
         keys = ", ".join(["division", *(snake_case(k) for k in spec.keys)])
-        if spec.child_of:
-            method = f"per changed `{spec.child_of.parent}` row"
-        elif spec.api == "sync":
-            method = "incremental (`timestamp`)"
-        elif spec.modified and spec.api != "current":
-            method = "incremental (`modified`)"
-        else:
-            method = "full table"
-        rows.append(f"| `{name}` | `{spec.path}` | {spec.api} | {keys} | {method} |")
+        api = "beta (opt-in)" if spec.api == "beta" else spec.api
+        rows.append(f"| `{name}` | `{spec.path}` | {api} | {keys} | {replication_method(spec)} |")
+    excluded = json.loads(OUTPUT.read_text())["excluded"]
+    rows += [
+        "",
+        f"Left out ({len(excluded)} read functions that cannot be called without parameters):",
+        "",
+        "| entity | Exact endpoint | why |",
+        "|---|---|---|",
+    ]
+    rows += [f"| {e['name']} | `{e['path']}` | {e['reason']} |" for e in excluded]
     return "\n".join(rows)
 
 

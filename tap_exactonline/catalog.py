@@ -16,33 +16,6 @@ from singer_sdk import typing as th
 
 from tap_exactonline.odata import RecordPlan
 
-# The streams this release syncs; catalog.json already describes every documented entity.
-ENABLED_STREAMS = (
-    "me",
-    "accounts",
-    "contacts",
-    "gl_accounts",
-    "transaction_lines",
-    "items",
-    "item_warehouses",
-    "sales_invoices",
-    "purchase_orders",
-    "purchase_order_lines",
-    "purchase_invoices",
-    "purchase_item_prices",
-    "sales_item_prices",
-    "sales_orders",
-    "shop_orders",
-    "bill_of_material_materials",
-    "stock_count_lines",
-    "supplier_items",
-    "warehouse_transfers",
-    "receivables_list",
-    "payables_list",
-    "reporting_balance",
-    "item_extra_fields",
-)
-
 EDM_TYPES: dict[str, type[th.JSONTypeHelper[Any]]] = {
     "Edm.Int16": th.IntegerType,
     "Edm.Int32": th.IntegerType,
@@ -129,6 +102,6 @@ def load_catalog() -> dict[str, EntitySpec]:
     return {entry["name"]: EntitySpec.from_dict(entry) for entry in raw["streams"]}
 
 
-def enabled_specs() -> list[EntitySpec]:
-    catalog = load_catalog()
-    return [catalog[name] for name in ENABLED_STREAMS]
+def stream_specs(*, include_beta: bool) -> list[EntitySpec]:
+    """Every catalog entity; Exact's beta endpoints only when the user opts in."""
+    return [spec for spec in load_catalog().values() if include_beta or spec.api != "beta"]

@@ -34,6 +34,7 @@ MAX_MINUTE_WAIT_SECONDS = 61.0  # never trust a reset header further away than o
 MAX_CONSECUTIVE_429 = 10
 MAX_BACKOFF_SECONDS = 120.0
 TRANSIENT_STATUSES = {500, 502, 503, 504}
+REFUSING_STATUSES = {400, 403, 404}
 _PAYLOAD_ATTRIBUTE = "_exact_payload"
 _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
@@ -43,6 +44,11 @@ _ODATA_SAFE = "$,'():"
 
 class ExactAPIError(FatalAPIError):
     """Exact refused a request in a way retrying will not fix."""
+
+
+class EntityRefusedError(ExactAPIError):
+    """Exact will not serve this entity in this division as asked: a mandatory `$filter`, a
+    refused `$select`, no rights to the module, an endpoint this country's product lacks."""
 
 
 class UnauthorizedError(ExactAPIError):
@@ -242,6 +248,8 @@ class ExactHttp:
             raise UnauthorizedError(f"{what}: HTTP 401: {self._text(response)}", response)
         if status in TRANSIENT_STATUSES or status > 500:
             raise RetriableAPIError(f"{what}: HTTP {status}: {self._text(response)}", response)
+        if status in REFUSING_STATUSES:
+            raise EntityRefusedError(f"{what}: HTTP {status}: {self._text(response)}")
         if status >= 400:
             raise ExactAPIError(f"{what}: HTTP {status}: {self._text(response)}")
         try:
@@ -354,8 +362,13 @@ class ExactTapContext(Protocol):
     http: ExactHttp
     limiter: RateLimiter
     divisions: list[int]
+    current_division: int
 
     def stop_with_error(self, error: Exception) -> NoReturn: ...
+
+    def report_refused(self, stream: str, division: int | None, error: Exception) -> None: ...
+
+    def is_refused(self, stream: str, division: int | None) -> bool: ...
 
 
 # Failures that no retry will fix: end the run with one line instead of a traceback.
@@ -482,19 +495,35 @@ class ExactStream(RESTStream[ParseResult]):
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:
-        return self.plan.apply(row, context.get("division") if context else None)
+        return self.plan.apply(row, self._division)
+
+    def division_of_records(self, context: Context | None) -> int | None:
+        """The division every record of this read carries (part of every key)."""
+        if context and "division" in context:
+            return int(context["division"])
+        # system/Users has no division in its URL: its rows belong to the login, so they carry
+        # the login's current division.
+        try:
+            return self.exact.current_division
+        except RUN_ENDING_ERRORS as error:
+            self.exact.stop_with_error(error)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        division = context.get("division") if context else None
+        division = self.division_of_records(context)
         self._division, self._stopped_short = division, False
         self.plan.select(self.selected_fields)
         if self.exact.limiter.daily_budget_spent(division):
             self.logger.info("Skipping %s: the daily budget is spent.", self.describe(division))
             return
+        if self.exact.is_refused(self.name, division):
+            return  # a child stream refused once is not asked again for every parent row
         try:
             yield from super().get_records(context)
         except DailyBudgetSpentError:
+            self._stopped_short = True
+        except EntityRefusedError as error:
+            self.exact.report_refused(self.name, division, error)
             self._stopped_short = True
         except RUN_ENDING_ERRORS as error:
             self.exact.stop_with_error(error)
@@ -504,7 +533,9 @@ class ExactStream(RESTStream[ParseResult]):
             self.get_context_state(context).pop("progress_markers", None)
 
     @override
-    def get_child_context(self, record: dict, context: Context | None) -> dict:
+    def get_child_context(self, record: dict, context: Context | None) -> dict | None:
+        if not self.child_streams:
+            return dict(context) if context else None  # the SDK asks every stream
         key_column = self.plan.column_for[self.spec.keys[0]]
         return {"division": record[self.plan.division_column], "parent_id": record[key_column]}
 

@@ -84,6 +84,10 @@ class CurrentUserStream(ODataStream):
     """`current/Me`: the signed-in user, once per run; its division is `CurrentDivision`."""
 
     @override
+    def division_of_records(self, context: Context | None) -> int | None:
+        return None  # each row says it: CurrentDivision
+
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:
         return self.plan.apply(row, row.get("CurrentDivision"))
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
-from typing import Any, NoReturn, cast
+from typing import IO, Any, NoReturn, cast
 
 import requests
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from singer_sdk.plugin_base import _ConfigInput
 from typing_extensions import override
 
 from tap_exactonline.auth import (
@@ -19,7 +21,7 @@ from tap_exactonline.auth import (
     TokenSet,
     choose_tokens,
 )
-from tap_exactonline.catalog import enabled_specs
+from tap_exactonline.catalog import stream_specs
 from tap_exactonline.client import ExactHttp, RateLimiter, odata_rows
 from tap_exactonline.streams import stream_classes
 
@@ -81,6 +83,13 @@ class TapExactOnline(Tap):
             description="Earliest Modified date for incremental standard endpoints.",
         ),
         th.Property(
+            "beta_endpoints",
+            th.BooleanType,
+            default=False,
+            description="Also offer the streams Exact serves only from beta endpoints "
+            "(`/api/v1/beta/...`); Exact may change or drop these without notice.",
+        ),
+        th.Property(
             "token_store",
             th.StringType,
             description="Path of a durable token file (written before a new token is used).",
@@ -120,7 +129,34 @@ class TapExactOnline(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._incoming_tokens: TokenSet | None = None
+        # (stream, division) -> why Exact refused it; reported once, summed up at the end.
+        self.refused: dict[tuple[str, int | None], str] = {}
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    @override
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        state: IO[str] | None = None,
+        catalog: IO[str] | None = None,
+    ) -> None:
+        """The SDK's sync invocation, plus a verdict on the streams Exact refused."""
+        super(Tap, cls).invoke(about=about, about_format=about_format)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        tap = cls(
+            config=config.config,
+            state=None if state is None else json.loads(state.read()),
+            catalog=None if catalog is None else json.loads(catalog.read()),
+            parse_env_config=config.parse_env,
+            validate_config=True,
+        )
+        tap.sync_all()
+        tap.judge_refused_streams()
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -135,7 +171,8 @@ class TapExactOnline(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [stream_class(tap=self) for stream_class in stream_classes(enabled_specs())]
+        specs = stream_specs(include_beta=bool(self.config.get("beta_endpoints")))
+        return [stream_class(tap=self) for stream_class in stream_classes(specs)]
 
     # Shared by all streams: one authenticator (rotation), one HTTP policy, one budget.
 
@@ -180,6 +217,47 @@ class TapExactOnline(Tap):
         self.mutable_state[TOKEN_STATE_KEY] = tokens.to_dict()
         self.state_writer.write_state(self.state)
 
+    def report_refused(self, stream: str, division: int | None, error: Exception) -> None:
+        """Exact refuses this stream in this division: say so once; the rest of the run goes on."""
+        if (stream, division) in self.refused:
+            return
+        self.refused[(stream, division)] = str(error)
+        self.logger.error("%s. Skipping it; the other streams and divisions go on.", error)
+
+    def is_refused(self, stream: str, division: int | None) -> bool:
+        return (stream, division) in self.refused
+
+    def explicitly_selected(self, stream: str) -> bool:
+        """Selected by name in the input catalog, not by default or by selecting everything."""
+        catalog = self.input_catalog
+        entry = catalog.get(stream) if catalog else None
+        if catalog is None or entry is None or entry.metadata.root.selected is not True:
+            return False
+        # Meltano's default `select: ["*.*"]` marks every stream: nothing chosen in particular.
+        return not all(other.metadata.root.selected is True for other in catalog.values())
+
+    def judge_refused_streams(self) -> None:
+        """Fail the run only for refused streams the user asked for by name."""
+        if not self.refused:
+            return
+        described = ", ".join(
+            stream if division is None else f"{stream} (division {division})"
+            for stream, division in sorted(self.refused, key=lambda key: (key[0], key[1] or 0))
+        )
+        wanted = sorted({stream for stream, _ in self.refused if self.explicitly_selected(stream)})
+        if wanted:
+            self.logger.error(
+                "Exact refused streams you selected: %s. Failing the run; everything else was "
+                "synced and its state saved.",
+                ", ".join(wanted),
+            )
+            raise SystemExit(1)
+        self.logger.warning(
+            "Skipped because Exact refused them: %s. They were not selected by name, so the run "
+            "succeeds.",
+            described,
+        )
+
     def stop_with_error(self, error: Exception) -> NoReturn:
         """End the run with one clear line, keeping every bookmark reached so far."""
         self.state_writer.write_state(self.state)
@@ -200,10 +278,8 @@ class TapExactOnline(Tap):
         )
 
     @cached_property
-    def divisions(self) -> list[int]:
-        configured = self.config.get("divisions")
-        if configured:
-            return [int(division) for division in configured]
+    def current_division(self) -> int:
+        """The login's current division, from current/Me (a call Exact does not count)."""
         url = f"{self.api_base}/current/Me?$select=CurrentDivision"
 
         def send() -> requests.Response:
@@ -216,7 +292,14 @@ class TapExactOnline(Tap):
         rows = list(odata_rows(self.http.execute(send, division=None, what="current/Me")))
         if not rows or not rows[0].get("CurrentDivision"):
             raise FatalAPIError("current/Me returned no CurrentDivision; set `divisions`.")
-        division = int(rows[0]["CurrentDivision"])
+        return int(rows[0]["CurrentDivision"])
+
+    @cached_property
+    def divisions(self) -> list[int]:
+        configured = self.config.get("divisions")
+        if configured:
+            return [int(division) for division in configured]
+        division = self.current_division
         self.logger.info("No `divisions` set: reading the current division %d.", division)
         return [division]
 

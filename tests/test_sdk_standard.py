@@ -8,14 +8,16 @@ from pathlib import Path
 
 from singer_sdk.testing import get_tap_test_class
 
-from tap_exactonline.catalog import ENABLED_STREAMS
 from tap_exactonline.tap import TapExactOnline
 from tests.fake_exact import FakeExact
 
 # The SDK discovers streams when this module is imported, so the server starts here.
-_ROWS = dict.fromkeys(ENABLED_STREAMS, 70) | {"me": 1, "items": 12}
 FAKE = FakeExact(
-    divisions=(1001, 1002), rows=_ROWS, minutely_limit=1_000_000, daily_limit=1_000_000
+    divisions=(1001, 1002),
+    default_rows=70,
+    rows={"items": 12},
+    minutely_limit=1_000_000,
+    daily_limit=1_000_000,
 ).start()
 atexit.register(FAKE.stop)
 # The harness creates several taps from one config; like parallel jobs on one Exact login they

@@ -605,8 +605,8 @@ class Dataset:
         return spec
 
     def rows_for(self, spec: StreamSpec) -> int:
-        if spec.name == "me":
-            return 1
+        if spec.name == "me" or set(spec.keys) <= {"Division"}:
+            return 1  # one row per division (settings)
         if spec.name in self._rows:
             return self._rows[spec.name]
         if self._default_rows is not None:

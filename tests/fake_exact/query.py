@@ -11,6 +11,10 @@ from tests.fake_exact.data import NO_BOUND, StreamSpec
 
 FILTER_UNSUPPORTED = "This $filter parameter is not supported for this resource"
 SELECT_REQUIRED = "Please add a $select or a $top=1 statement to the query string."
+MANDATORY_FILTER = (
+    "This endpoint has mandatory filtering applied. A GET request for this endpoint must have a "
+    "$filter parameter with one of the following fields in the url:"
+)
 
 _SYNC_FILTER = re.compile(r"\s*Timestamp\s+gt\s+(\d+)L?\s*")
 _AND = re.compile(r"\s+and\s+")
@@ -64,6 +68,14 @@ def parse_select(spec: StreamSpec, query: Query) -> tuple[str, ...]:
             raise ODataError(400, f"'{name}' is not a valid property of {spec.entity}.")
     wanted = set(names)
     return tuple(name for name in spec.fields if name in wanted)
+
+
+def check_mandatory_filter(query: Query, fields: tuple[str, ...]) -> None:
+    """REFERENCE.md §5: some endpoints answer 400 unless `$filter` names one of `fields`."""
+    condition = query.params.get("$filter", "")
+    named = {match.group(1) for match in _CLAUSE.finditer(condition)}
+    if not named & set(fields):
+        raise ODataError(400, MANDATORY_FILTER + ",".join(fields))
 
 
 def parse_sync_filter(query: Query) -> int | None:

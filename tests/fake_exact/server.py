@@ -37,6 +37,7 @@ from tests.fake_exact.limits import Fault, RateLimiter
 from tests.fake_exact.query import (
     ODataError,
     Query,
+    check_mandatory_filter,
     parse_guid_literal,
     parse_int_token,
     parse_mandatory_datetime,
@@ -152,6 +153,7 @@ class FakeExact:
         )
         self.limits = RateLimiter(minutely_limit, minute_window_seconds, daily_limit)
         self._faults: list[Fault] = []
+        self._mandatory_filters: dict[tuple[str, int | None], tuple[str, ...]] = {}
         self._calls: list[tuple[str, str, str, int]] = []
         self._in_flight = 0
         self._max_in_flight = 0
@@ -265,6 +267,15 @@ class FakeExact:
     def _add_fault(self, fault: Fault) -> None:
         with self._lock:
             self._faults.append(fault)
+
+    def require_filter(
+        self, stream: str, fields: Iterable[str] = ("Code", "Name"), division: int | None = None
+    ) -> None:
+        """From now on `stream` (in `division`, or in every division) answers 400 "mandatory
+        filtering" unless its `$filter` names one of `fields`."""
+        self.data.spec(stream)  # unknown names fail here, not silently later
+        with self._lock:
+            self._mandatory_filters[(stream, division)] = tuple(fields)
 
     def set_daily_remaining(self, division: int, n: int) -> None:
         with self._lock:
@@ -480,6 +491,11 @@ class FakeExact:
 
     def _page(self, spec: StreamSpec, route: Route, query: Query, path: str) -> bytes:
         division = route.division or 0
+        required = self._mandatory_filters.get(
+            (spec.name, route.division)
+        ) or self._mandatory_filters.get((spec.name, None))
+        if required and not query.params.get("$skiptoken"):
+            check_mandatory_filter(query, required)
         if spec.child_of is not None:
             return self._child_page(spec, division, route, query)
         select = parse_select(spec, query)
