@@ -81,14 +81,20 @@ def run_tap(
     state: dict[str, Any] | None = None,
     timeout: float = 300,
     env: dict[str, str] | None = None,
+    with_catalog: bool = True,
 ) -> TapRun:
-    """Run one sync with the given config, stream selection and incoming state."""
+    """Run one sync with the given config, stream selection and incoming state.
+
+    Without a catalog the tap syncs every stream it offers, as selected by default.
+    """
     work.mkdir(parents=True, exist_ok=True)
     config_path = work / "config.json"
     config_path.write_text(json.dumps(config))
-    catalog_path = work / "catalog.json"
-    catalog_path.write_text(json.dumps(select(discover(config_path), streams)))
-    args = [TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
+    args = [TAP, "--config", str(config_path)]
+    if with_catalog:
+        catalog_path = work / "catalog.json"
+        catalog_path.write_text(json.dumps(select(discover(config_path), streams)))
+        args += ["--catalog", str(catalog_path)]
     if state is not None:
         state_path = work / "state.json"
         state_path.write_text(json.dumps(state))

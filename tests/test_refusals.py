@@ -1,0 +1,83 @@
+"""Exact refuses some entities in some divisions (mandatory `$filter`, no rights, a module the
+division lacks). Such a stream is reported once and skipped for that division; the run goes on
+and fails at the end only when the user selected that stream by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fake_exact import FakeExact
+from tests.tap_runner import run_tap
+
+DIVISIONS = (1001, 1002)
+REFUSAL = "This endpoint has mandatory filtering applied"
+
+
+def config(fake: FakeExact) -> dict:
+    return {
+        "client_id": "fake-client-id",
+        "client_secret": "fake-client-secret",
+        "refresh_token": "fake-initial-refresh-token",
+        "base_url": fake.base_url,
+        "divisions": list(DIVISIONS),
+    }
+
+
+def error_lines(stderr: str, text: str) -> list[str]:
+    return [line for line in stderr.splitlines() if text in line and "ERROR" in line]
+
+
+def test_a_refused_stream_is_skipped_and_the_run_succeeds_when_not_chosen_by_name(
+    tmp_path: Path,
+):
+    with FakeExact(
+        divisions=DIVISIONS, default_rows=2, minutely_limit=10**6, daily_limit=10**6
+    ) as fake:
+        fake.require_filter("purchase_invoices", fields=("InvoiceDate",), division=1002)
+        run = run_tap(tmp_path, config(fake), with_catalog=False, timeout=600)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    refusals = error_lines(run.stderr, REFUSAL)
+    assert len(refusals) == 1
+    assert "purchase_invoices (division 1002)" in refusals[0]
+    assert "InvoiceDate" in refusals[0]
+    assert "Traceback" not in run.stderr
+    # The refused division is skipped; the other division and every other stream still sync.
+    assert set(run.by_division("purchase_invoices")) == {1001}
+    assert set(run.by_division("accounts")) == set(DIVISIONS)
+    assert set(run.by_division("warehouses")) == set(DIVISIONS)
+    assert "Skipped because Exact refused them: purchase_invoices (division 1002)" in run.stderr
+    # Its bookmark for 1002 is not advanced: the next run tries the whole window again.
+    assert run.bookmark("purchase_invoices", 1002) is None
+    assert run.bookmark("purchase_invoices", 1001) is not None
+
+
+def test_a_refused_stream_selected_by_name_fails_the_run_after_the_others(tmp_path: Path):
+    with FakeExact(
+        divisions=DIVISIONS, default_rows=2, minutely_limit=10**6, daily_limit=10**6
+    ) as fake:
+        fake.require_filter("reporting_balance", division=1001)
+        run = run_tap(tmp_path, config(fake), streams={"reporting_balance", "gl_accounts"})
+
+    assert run.returncode == 1
+    assert len(error_lines(run.stderr, REFUSAL)) == 1
+    assert "Exact refused streams you selected: reporting_balance" in run.stderr
+    assert "Traceback" not in run.stderr
+    # Everything else arrived, and its state was emitted, before the run failed.
+    assert set(run.by_division("reporting_balance")) == {1002}
+    assert set(run.by_division("gl_accounts")) == set(DIVISIONS)
+    assert run.bookmark("gl_accounts", 1002) is not None
+
+
+def test_a_refused_child_stream_is_not_asked_again_for_every_parent_row(tmp_path: Path):
+    with FakeExact(
+        divisions=DIVISIONS, rows={"items": 25}, minutely_limit=10**6, daily_limit=10**6
+    ) as fake:
+        fake.require_filter("item_extra_fields", division=1001)
+        run = run_tap(tmp_path, config(fake), streams={"items", "item_extra_fields"})
+        asked = [c for c in fake.calls if "/1001/read/logistics/ItemExtraField" in c[1]]
+
+    assert run.returncode == 1
+    assert len(asked) == 1
+    assert len(run.by_division("items")[1001]) == 25
+    assert set(run.by_division("item_extra_fields")) == {1002}
