@@ -60,8 +60,13 @@ CHILDREN = {
     "ItemExtraField": {
         "parent": "items",
         "parameters": {"itemId": "guid:ID", "modified": "datetime:start"},
+        "on_request": False,  # incremental through `modified`: cheap enough to run by default
     },
 }
+
+# A read function whose only parameter is a parent's ID becomes a child of that parent. It costs
+# one call per parent row, so it runs only when selected by name ("on request").
+PARENT_PARAMETERS = {"accountId": "accounts", "itemId": "items", "projectId": "projects"}
 
 # Read functions that cannot be called without parameters (from Exact's reference pages and
 # public clients; endpoints.json does not list parameters). They are left out, with the reason in
@@ -233,10 +238,34 @@ def _chosen_path(group: list[dict]) -> str:
     return _relative_path(_by_preference(group)[0]["uri"])[0]
 
 
+def _child_of(entity: str, chosen: dict) -> dict | None:
+    """How a parameterised read function is fed from a parent stream, if it can be."""
+    if entity in CHILDREN:
+        child = dict(CHILDREN[entity])
+    else:
+        parameters, _ = PARAMETERISED_READS.get(_relative_path(chosen["uri"])[0], ((), None))
+        if len(parameters) != 1 or parameters[0] not in PARENT_PARAMETERS:
+            return None
+        parameter = parameters[0]
+        child = {
+            "parent": PARENT_PARAMETERS[parameter],
+            "parameters": {parameter: "guid:ID"},
+            "on_request": True,
+        }
+    # The parent's ID is part of the child's key: rows of different parents may share a key.
+    # Where the row does not carry it, the tap adds it from the parent under this name.
+    parameter = next(p for p, source in child["parameters"].items() if source.startswith("guid"))
+    fields = [p["name"] for p in chosen["properties"]]
+    in_row = next((f for f in fields if f.lower() == parameter.lower()), None)
+    child["link_field"] = in_row or parameter[0].upper() + parameter[1:]
+    child["link_in_row"] = in_row is not None
+    return child
+
+
 def _left_out(entity: str, group: list[dict]) -> str | None:
     """Why an entity gets no stream: a read function that needs parameters nobody feeds it."""
     path = _chosen_path(group)
-    if path not in PARAMETERISED_READS or entity in CHILDREN:
+    if path not in PARAMETERISED_READS or _child_of(entity, _by_preference(group)[0]):
         return None
     parameters, elsewhere = PARAMETERISED_READS[path]
     reason = "needs " + ", ".join(f"`{p}`" for p in parameters)
@@ -247,9 +276,13 @@ def _left_out(entity: str, group: list[dict]) -> str | None:
     )
 
 
-def _keys(entity: str, chosen: dict, group: list[dict]) -> list[str]:
+def _keys(entity: str, chosen: dict, group: list[dict], child: dict | None) -> list[str]:
     """The fields that identify a row; sync endpoints are keyed on `ID`, not `Timestamp`."""
     fields = [p["name"] for p in chosen["properties"]]
+    if child is not None:
+        link = child["link_field"]
+        own = KEY_OVERRIDES.get(entity) or [p["name"] for p in chosen["properties"] if p["key"]]
+        return [link, *(key for key in own if key != link)]
     if entity in KEY_OVERRIDES:
         return KEY_OVERRIDES[entity]
     if chosen["api"] != "sync":
@@ -270,7 +303,8 @@ def _stream(name: str, entity: str, group: list[dict]) -> dict:
     chosen = group[0]
     path, division_in_path, beta = _relative_path(chosen["uri"])
     fields = {p["name"]: p["type"] for p in chosen["properties"]}
-    keys = _keys(entity, chosen, group)
+    child = _child_of(entity, chosen)
+    keys = _keys(entity, chosen, group, child)
     stream: dict = {
         "name": name,
         "entity": entity,
@@ -286,12 +320,14 @@ def _stream(name: str, entity: str, group: list[dict]) -> dict:
         "deprecated": bool(chosen.get("deprecated")),
         "alternatives": {e["api"]: _relative_path(e["uri"])[0] for e in group[1:]},
     }
-    if entity in CHILDREN:
-        stream["child_of"] = CHILDREN[entity]
+    if child is not None:
+        stream["child_of"] = child
     return stream
 
 
 def replication_method(spec: EntitySpec) -> str:
+    if spec.child_of and spec.child_of.on_request:
+        return f"per changed `{spec.child_of.parent}` row, only when selected by name"
     if spec.child_of:
         return f"per changed `{spec.child_of.parent}` row"
     if spec.api == "sync":

@@ -32,8 +32,13 @@ EDM_TYPES: dict[str, type[th.JSONTypeHelper[Any]]] = {
 
 @dataclass(frozen=True)
 class ChildSpec:
+    """A read function called once per parent row, with parameters from that row."""
+
     parent: str
-    parameters: dict[str, str]
+    parameters: dict[str, str]  # name -> "guid:<parent field>" or "datetime:start"
+    link_field: str  # the field holding the parent's ID (part of the key)
+    link_in_row: bool  # False: Exact's rows lack it, the tap adds it from the parent
+    on_request: bool  # one call per parent row: only when the stream is selected by name
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,17 @@ class EntitySpec:
         prefix = "/beta" if self.api == "beta" else ""
         return f"{prefix}/{{division}}/{self.path}"
 
+    @property
+    def record_fields(self) -> dict[str, str]:
+        """The fields of a record: Exact's, plus a child's parent ID where Exact's rows lack it."""
+        if self.child_of is None or self.child_of.link_in_row:
+            return self.fields
+        return {self.child_of.link_field: "Edm.Guid", **self.fields}
+
     def schema(self, plan: RecordPlan) -> dict[str, Any]:
         """JSON schema: keys non-null, everything else nullable (Exact omits fields freely)."""
         properties = []
-        for name, edm in self.fields.items():
+        for name, edm in self.record_fields.items():
             column = plan.column_for[name]
             # The division is part of every key: many divisions land in one table.
             is_key = name in self.keys or column == plan.division_column

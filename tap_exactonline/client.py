@@ -370,6 +370,8 @@ class ExactTapContext(Protocol):
 
     def is_refused(self, stream: str, division: int | None) -> bool: ...
 
+    def explicitly_selected(self, stream: str) -> bool: ...
+
 
 # Failures that no retry will fix: end the run with one line instead of a traceback.
 RUN_ENDING_ERRORS = (AuthorizationRequiredError, TokenRefreshError, FatalAPIError)
@@ -385,7 +387,7 @@ class ExactStream(RESTStream[ParseResult]):
 
     def __init__(self, tap: Tap) -> None:
         rename = tap.config.get("column_names", "snake_case") == "snake_case"
-        self.plan = RecordPlan(self.spec.fields, rename=rename)
+        self.plan = RecordPlan(self.spec.record_fields, rename=rename)
         super().__init__(
             tap, name=self.spec.name, schema=self.spec.schema(self.plan), path=self.spec.url_path
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,26 +26,53 @@ DIVISION = 1001
 CATALOG = load_catalog()
 # One row more than a page, so every stream that pages needs exactly two pages.
 ROWS = {name: spec.page_size + 1 for name, spec in CATALOG.items()} | {"me": 1}
+# Read functions fed per parent row that run only when selected by name (one call per parent).
+ON_REQUEST = {name for name, spec in CATALOG.items() if spec.child_of and spec.child_of.on_request}
+PARENTS = {CATALOG[name].child_of.parent for name in ON_REQUEST}  # type: ignore[union-attr]
 DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+Sync = tuple[FakeExact, TapRun]
+
+
+def _config(fake: FakeExact) -> dict[str, Any]:
+    return {
+        "client_id": "fake-client-id",
+        "client_secret": "fake-client-secret",
+        "refresh_token": "fake-initial-refresh-token",
+        "base_url": fake.base_url,
+        "divisions": [DIVISION],
+        "beta_endpoints": True,
+    }
+
 
 @pytest.fixture(scope="module")
-def every_stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[FakeExact, TapRun]:
+def everything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sync]:
+    """Every stream selected, as Meltano's default `select: ["*.*"]` does."""
     with FakeExact(
         divisions=(DIVISION,), rows=ROWS, minutely_limit=10**6, daily_limit=10**6
     ) as fake:
-        config = {
-            "client_id": "fake-client-id",
-            "client_secret": "fake-client-secret",
-            "refresh_token": "fake-initial-refresh-token",
-            "base_url": fake.base_url,
-            "divisions": [DIVISION],
-            "beta_endpoints": True,
-        }
-        run = run_tap(tmp_path_factory.mktemp("every-stream"), config, timeout=900)
+        run = run_tap(tmp_path_factory.mktemp("everything"), _config(fake), timeout=900)
         assert run.returncode == 0, run.stderr[-3000:]
         yield fake, run
+
+
+@pytest.fixture(scope="module")
+def by_name(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sync]:
+    """The on-request streams and their parents, selected by name."""
+    rows = dict.fromkeys(PARENTS, 40)
+    with FakeExact(
+        divisions=(DIVISION,), rows=rows, minutely_limit=10**6, daily_limit=10**6
+    ) as fake:
+        work = tmp_path_factory.mktemp("by-name")
+        run = run_tap(work, _config(fake), streams=ON_REQUEST | PARENTS, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+        yield fake, run
+
+
+@pytest.fixture
+def sync_of(everything: Sync, by_name: Sync) -> Callable[[str], Sync]:
+    return lambda name: by_name if name in ON_REQUEST else everything
 
 
 def expected_value(edm: str, raw: Any) -> Any:
@@ -89,8 +117,8 @@ def record_key(spec: EntitySpec, record: dict[str, Any]) -> tuple:
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG))
-def test_stream_arrives_whole_and_typed(every_stream: tuple[FakeExact, TapRun], name: str):
-    fake, run = every_stream
+def test_stream_arrives_whole_and_typed(sync_of: Callable[[str], Sync], name: str):
+    fake, run = sync_of(name)
     spec = CATALOG[name]
     records = run.records(name)
     schema = next(
@@ -127,8 +155,17 @@ def test_stream_arrives_whole_and_typed(every_stream: tuple[FakeExact, TapRun], 
         assert all(status == 200 for *_, status in calls)
 
 
-def test_every_request_was_sequential_json(every_stream: tuple[FakeExact, TapRun]):
-    fake, run = every_stream
-    assert fake.max_concurrent_requests == 1
-    assert fake.requests_without_accept == 0
-    assert set(run.record_counts()) == set(CATALOG)
+def test_on_request_streams_wait_to_be_selected_by_name(everything: Sync):
+    fake, run = everything
+    assert ON_REQUEST and not ON_REQUEST & set(run.record_counts())
+    for name in ON_REQUEST:
+        path = "/api/v1" + CATALOG[name].url_path.format(division=DIVISION)
+        assert not [call for call in fake.calls if call[1] == path], name
+        assert f"Not reading {name}: it costs one API call per" in run.stderr
+    assert set(run.record_counts()) == set(CATALOG) - ON_REQUEST
+
+
+def test_every_request_was_sequential_json(everything: Sync, by_name: Sync):
+    for fake, _ in (everything, by_name):
+        assert fake.max_concurrent_requests == 1
+        assert fake.requests_without_accept == 0

@@ -516,42 +516,59 @@ class Table:
         return ",".join(field_json(name, row[name]) for name in select)
 
 
-class ExtraFieldsTable:
-    """read/logistics/ItemExtraField: 0-3 extra fields per row of the `items` table."""
+class ChildTable:
+    """A read function called per parent row (`ItemExtraField?itemId=..`): 0-3 rows per parent.
 
-    def __init__(self, spec: StreamSpec, items: Table, seed: int) -> None:
+    Rows are generated like any table's, from the child's own index `parent * 4 + n`; the field
+    holding the parent's ID (the catalog's `link_field`) carries it. `Modified` follows the
+    parent's, so a `modified` parameter selects the rows of recently changed parents.
+    """
+
+    def __init__(self, spec: StreamSpec, parent: Table, seed: int) -> None:
+        assert spec.child_of is not None
         self.spec = spec
-        self.items = items
+        self.parent = parent
         self.seed = seed
+        self.link = str(spec.child_of["link_field"])
+        self.link_in_row = bool(spec.child_of["link_in_row"])
+        self.factory = RowFactory(spec, parent.division, seed, {})
+        # Keyed by the parent alone (StockPosition?itemId=..): at most one row per parent.
+        self.per_parent = 2 if set(spec.keys) <= {self.link} else 4
 
-    def count_for(self, item: int) -> int:
-        return ((item * 2_654_435_761 + self.seed * 40_503) >> 7) % 4
+    def count_for(self, parent: int) -> int:
+        return ((parent * 2_654_435_761 + self.seed * 40_503) >> 7) % self.per_parent
 
-    def rows_for(self, item: int, since_ms: int | None = None) -> list[dict[str, object]]:
-        items = self.items
-        if not items.exists(item):
+    def rows_for(self, parent: int, since_ms: int | None = None) -> list[dict[str, object]]:
+        """Rows as Exact sends them (every catalog field), in key order."""
+        if not self.parent.exists(parent):
             return []
-        modified = items.modified_ms(item)
+        modified = self.parent.modified_ms(parent)
         if since_ms is not None and modified < since_ms:
             return []
-        item_id = items.factory.key_value("ID", item)
-        return [
-            {
-                "Description": f"Extra field {number}",
-                "ItemID": item_id,
-                "Modified": odata_date(modified),
-                "Number": number,
-                "Value": None if (item + number) % 5 == 0 else f"Value {item}.{number}",
-            }
-            for number in range(1, self.count_for(item) + 1)
-        ]
+        parent_id = self.parent.factory.key_value("ID", parent)
+        rows = []
+        for number in range(1, self.count_for(parent) + 1):
+            index = parent * 4 + number
+            row = dict(self.factory.static_row(index))
+            row.update({k: self.factory.key_value(k, index) for k in self.factory.key_fields})
+            if "Division" in self.spec.fields:
+                row["Division"] = self.parent.division
+            if "Modified" in self.spec.fields:
+                row["Modified"] = odata_date(modified)
+            if self.link_in_row:
+                row[self.link] = parent_id
+            rows.append({name: row.get(name) for name in self.spec.fields})
+        return rows
 
-    def all_rows(self) -> Iterator[dict[str, object]]:
-        for item in self.items.existing():
-            yield from self.rows_for(item)
+    def expected_rows(self) -> Iterator[dict[str, object]]:
+        """Every row as the tap should emit it: with the parent's ID even where Exact omits it."""
+        for parent in self.parent.existing():
+            parent_id = self.parent.factory.key_value("ID", parent)
+            for row in self.rows_for(parent):
+                yield {self.link: parent_id, **row}
 
     def count(self) -> int:
-        return sum(self.count_for(item) for item in self.items.existing())
+        return sum(self.count_for(parent) for parent in self.parent.existing())
 
 
 # --- all tables -----------------------------------------------------------------------------------
@@ -622,10 +639,10 @@ class Dataset:
             table = self._tables[(spec.name, division)] = Table(factory, self.rows_for(spec))
         return table
 
-    def extra_fields(self, spec: StreamSpec, division: int) -> ExtraFieldsTable:
+    def child_table(self, spec: StreamSpec, division: int) -> ChildTable:
         assert spec.child_of is not None
         parent = self.spec(str(spec.child_of["parent"]))
-        return ExtraFieldsTable(spec, self.table(parent, division), self.seed)
+        return ChildTable(spec, self.table(parent, division), self.seed)
 
     def new_timestamp(self, division: int) -> int:
         value = self._next_ts.get(division, self._ts_start)
@@ -680,14 +697,14 @@ class Dataset:
     def expected_rows(self, name: str, division: int) -> Iterator[dict[str, object]]:
         spec = self.spec(name)
         if spec.child_of is not None:
-            return self.extra_fields(spec, division).all_rows()
+            return self.child_table(spec, division).expected_rows()
         table = self.table(spec, division)
         return (table.raw_row(index) for index in table.existing())
 
     def row_count(self, name: str, division: int) -> int:
         spec = self.spec(name)
         if spec.child_of is not None:
-            return self.extra_fields(spec, division).count()
+            return self.child_table(spec, division).count()
         return self.table(spec, division).count()
 
 

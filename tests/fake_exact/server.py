@@ -522,21 +522,35 @@ class FakeExact:
         return ('{"d":{"results":[' + ",".join(rows) + "]" + tail + "}}").encode()
 
     def _child_page(self, spec: StreamSpec, division: int, route: Route, query: Query) -> bytes:
-        """read/logistics/ItemExtraField?itemId=guid'..'&modified=datetime'..' (both mandatory)."""
+        """A read function fed per parent row: `?itemId=guid'..'[&modified=datetime'..']`.
+
+        Every parameter the catalog names is mandatory, as on Exact's reference pages.
+        """
+        assert spec.child_of is not None
         select = parse_select(spec, query)
-        item_id = parse_guid_literal(query.params.get("itemId"), "itemId")
-        since = parse_mandatory_datetime(query.params.get("modified"), "modified")
-        extra = self.data.extra_fields(spec, division)
-        index = extra.items.factory.index_of_guid("ID", item_id)
-        rows = [] if index is None else extra.rows_for(index, since)
+        table = self.data.child_table(spec, division)
+        parent, since = None, None
+        for name, source in dict(spec.child_of["parameters"]).items():
+            if str(source).startswith("guid"):
+                value = parse_guid_literal(query.params.get(name), name)
+                parent = table.parent.factory.index_of_guid("ID", value)
+            else:
+                since = parse_mandatory_datetime(query.params.get(name), name)
+        rows = [] if parent is None else table.rows_for(parent, since)
         uri_base = route.uri_base(self.base_url)
         type_name = f"Exact.Web.Api.Models.{spec.entity}"
         results = []
         for row in rows:
-            key = f"ItemID=guid'{row['ItemID']}',Number={row['Number']}"
+            key = ",".join(_key_part(spec, k, row[k]) for k in spec.keys if k in row)
             meta = f'{{"__metadata":{{"uri":"{uri_base}({key})","type":"{type_name}"}}'
             results.append(",".join([meta, *(field_json(n, row[n]) for n in select)]) + "}")
         return ('{"d":{"results":[' + ",".join(results) + "]}}").encode()
+
+
+def _key_part(spec: StreamSpec, name: str, value: object) -> str:
+    if spec.fields[name] == "Edm.Guid":
+        return f"{name}=guid'{value}'"
+    return f"{name}={value}" if isinstance(value, int) else f"{name}='{value}'"
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:
