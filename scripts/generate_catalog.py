@@ -60,12 +60,12 @@ CHILDREN = {
     "ItemExtraField": {
         "parent": "items",
         "parameters": {"itemId": "guid:ID", "modified": "datetime:start"},
-        "on_request": False,  # incremental through `modified`: cheap enough to run by default
+        "on_request": True,
     },
 }
 
-# A read function whose only parameter is a parent's ID becomes a child of that parent. It costs
-# one call per parent row, so it runs only when selected by name ("on request").
+# A read function whose only parameter is a parent's ID becomes a child of that parent. Children
+# cost one call per parent row, so they run only when selected by name ("on request").
 PARENT_PARAMETERS = {"accountId": "accounts", "itemId": "items", "projectId": "projects"}
 
 # Read functions that cannot be called without parameters (from Exact's reference pages and

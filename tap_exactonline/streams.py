@@ -96,9 +96,9 @@ class CurrentUserStream(ODataStream):
 class ChildReadStream(ODataStream):
     """A read function that needs a parent's key, e.g. ItemExtraField?itemId=..&modified=..
 
-    Called once per changed parent row, so it is as incremental as its parent. Functions marked
-    `on_request` cost a call per parent row even on incremental runs' changed rows only, which
-    adds up (10,000 accounts are 10,000 calls): they run only when selected by name.
+    Called once per parent row the run emits, so it is as incremental as its parent. A call per
+    row adds up (a first run over 10,000 accounts is 10,000 calls), so children marked
+    `on_request` run only when selected by name, not through "select everything".
     """
 
     state_partitioning_keys = ("division",)
