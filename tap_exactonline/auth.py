@@ -8,6 +8,7 @@ before using the new access token.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -15,10 +16,11 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -29,6 +31,9 @@ MIN_REFRESH_INTERVAL_SECONDS = 570
 TOO_EARLY_DESCRIPTION = "access_token not expired"
 REAUTHORIZE_ERRORS = {"invalid_grant", "invalid_client", "invalid_request", "unauthorized_client"}
 TOKEN_STATE_KEY = "exactonline_tokens"
+# A run holds the store's lock only for one token call (bounded by request_timeout).
+LOCK_WAIT_SECONDS = 180.0
+LOCK_POLL_SECONDS = 0.05
 
 
 class AuthorizationRequiredError(Exception):
@@ -113,14 +118,54 @@ def choose_tokens(
     return newest, "stored"
 
 
+class TokenStore(Protocol):
+    """Where the newest tokens live between runs, shared by every job on one Exact login.
+
+    `locked()` is held around a refresh: the authenticator re-reads the store inside it and
+    skips the refresh when another job has already rotated the chain.
+    """
+
+    def read(self) -> TokenSet | None: ...
+
+    def write(self, tokens: TokenSet) -> None: ...
+
+    def locked(self) -> AbstractContextManager[None]: ...
+
+
 class FileTokenStore:
-    """Tokens in a local JSON file, replaced atomically so a crash never leaves half a file."""
+    """Tokens in a local JSON file, replaced atomically so a crash never leaves half a file.
+
+    The lock is an flock on a sibling `.lock` file, which (unlike the token file) is never
+    replaced, so every process locks the same inode.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
 
     def __repr__(self) -> str:
         return f"FileTokenStore({self.path})"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TokenRefreshError(
+                            f"token_store {self.path}: another run has held its lock for "
+                            f"{LOCK_WAIT_SECONDS:.0f} s"
+                        ) from None
+                    time.sleep(LOCK_POLL_SECONDS)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def read(self) -> TokenSet | None:
         try:
@@ -162,7 +207,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
         client_id: str,
         client_secret: str,
         tokens: TokenSet,
-        store: FileTokenStore | None,
+        store: TokenStore | None,
         on_rotate: Callable[[TokenSet], None],
         timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -205,7 +250,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
     def access_token(self) -> str:
         with self._lock:
             if not self._tokens.access_token_valid(self._clock()):
-                self._refresh()
+                self._refresh_shared(rejected=None)
             assert self._tokens.access_token is not None  # _refresh raises otherwise
             return self._tokens.access_token
 
@@ -214,7 +259,35 @@ class ExactAuthenticator(requests.auth.AuthBase):
         with self._lock:
             if rejected_token is not None and rejected_token != self._tokens.access_token:
                 return
-            self._refresh(force=True)
+            self._refresh_shared(rejected=rejected_token or "")
+
+    def _refresh_shared(self, *, rejected: str | None) -> None:
+        """Lock the store, reload it, skip if another job already refreshed, else refresh.
+
+        Jobs sharing one login would otherwise each spend the single-use refresh token, and
+        all but the first would be refused (or be refused by the 570 s rule).
+        """
+        force = rejected is not None
+        if self._store is None:
+            self._refresh(force=force)
+            return
+        with self._store.locked():
+            latest = self._store.read()
+            current = self._tokens
+            # Same chain (same first authorization), newer link: another job refreshed. A
+            # different chain is an older authorization that a new `refresh_token` replaced.
+            if (
+                latest is not None
+                and latest.origin == current.origin
+                and latest.obtained_at > current.obtained_at
+            ):
+                self._tokens = latest
+                self._on_rotate(latest)  # the state carries the newest link of the chain
+                usable = latest.access_token_valid(self._clock())
+                if usable and latest.access_token != rejected:
+                    LOGGER.info("Another run already refreshed the Exact token; using it.")
+                    return
+            self._refresh(force=force)
 
     def _refresh(self, *, force: bool = False) -> None:
         now = self._clock()

@@ -1,0 +1,100 @@
+"""Parallel jobs on one Exact login share a token store: lock, reload, skip if fresh, refresh.
+
+Eight real `tap-exactonline` processes start at the same moment against the fake server, which
+enforces single-use refresh tokens and the 570 s rule. Every one must succeed, with exactly one
+refresh per access-token lifetime between them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.fake_exact import FakeExact
+from tests.tap_runner import TAP, discover, parse_messages, select
+
+JOBS = 8
+ROWS = 20_000  # 20 pages per job: long enough to be mid-run when the token expires
+
+
+Job = tuple[subprocess.Popen[bytes], Path, Path]
+
+
+def start_jobs(work: Path, config: dict[str, Any]) -> list[Job]:
+    """Start JOBS syncs of transaction_lines as close to simultaneously as possible.
+
+    Their output goes to files: a pipe nobody reads yet would stall a job after 64 KiB.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    config_path = work / "config.json"
+    config_path.write_text(json.dumps(config))
+    catalog_path = work / "catalog.json"
+    catalog_path.write_text(json.dumps(select(discover(config_path), {"transaction_lines"})))
+    args = [TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
+    jobs = []
+    for number in range(JOBS):
+        out, err = work / f"job{number}.out", work / f"job{number}.err"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            jobs.append((subprocess.Popen(args, stdout=stdout, stderr=stderr), out, err))
+    return jobs
+
+
+def finish(jobs: list[Job]) -> list[tuple[int, str, str]]:
+    results = []
+    for process, out, err in jobs:
+        process.wait(timeout=600)
+        results.append((process.returncode, out.read_text(), err.read_text()))
+    return results
+
+
+def assert_all_synced(results: list[tuple[int, str, str]]) -> None:
+    for returncode, stdout, stderr in results:
+        assert returncode == 0, stderr[-3000:]
+        records = [m for m in parse_messages(stdout) if m["type"] == "RECORD"]
+        assert len(records) == ROWS
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_parallel_jobs_share_one_file_token_store(tmp_path: Path):
+    with FakeExact(
+        divisions=(1001,),
+        rows={"transaction_lines": ROWS},
+        minutely_limit=10**6,
+        daily_limit=10**6,
+    ) as fake:
+        config = {
+            "client_id": "fake-client-id",
+            "client_secret": "fake-client-secret",
+            "refresh_token": "fake-initial-refresh-token",
+            "base_url": fake.base_url,
+            "divisions": [1001],
+            "token_store": str(tmp_path / "store" / "tokens.json"),
+        }
+
+        # 1. A first authorization: all eight start from the configured refresh token.
+        assert_all_synced(finish(start_jobs(tmp_path / "1", config)))
+        assert fake.refresh_count == 1
+
+        # 2. Ten minutes later every access token has expired: one refresh for all eight.
+        fake.advance_clock(601)
+        assert_all_synced(finish(start_jobs(tmp_path / "2", config)))
+        assert fake.refresh_count == 2
+
+        # 3. The token expires while all eight are mid-run (each sees a 401): still one refresh.
+        calls_before = len(fake.calls)
+        jobs = start_jobs(tmp_path / "3", config)
+        wait_until(lambda: len(fake.calls) >= calls_before + 2 * JOBS)
+        fake.advance_clock(601)
+        assert_all_synced(finish(jobs))
+        assert [c for c in fake.calls[calls_before:] if c[3] == 401]  # they did run into it
+        assert fake.refresh_count == 3
