@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -195,6 +196,103 @@ class FileTokenStore:
             os.fsync(directory)  # make the rename itself durable
         finally:
             os.close(directory)
+
+
+class PostgresTokenStore:
+    """Tokens in a small PostgreSQL table (created on first use), one row per login.
+
+    `token_store: postgresql://user:password@host:5432/db?table=...&key=...`. The lock is a
+    session advisory lock on the row's key: PostgreSQL releases it when a crashed job's
+    connection drops, so a dead job never blocks the others. Writes commit at once.
+    """
+
+    DEFAULT_TABLE = "tap_exactonline_tokens"
+
+    def __init__(self, url: str, *, default_key: str) -> None:
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query))
+        self.table = options.pop("table", self.DEFAULT_TABLE)
+        self.key = options.pop("key", default_key)
+        scheme = "postgresql"  # SQLAlchemy-style `postgresql+psycopg://` works too
+        self._conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(options), ""))
+        self._where = f"{parts.hostname}:{parts.port or 5432}{parts.path} table {self.table}"
+        self._locked_connection: Any = None
+
+    def __repr__(self) -> str:  # no password
+        return f"PostgresTokenStore({self._where}, key {self.key})"
+
+    def _connect(self) -> Any:
+        import psycopg  # noqa: PLC0415 - only needed by users of this store
+
+        try:
+            connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=30)
+        except psycopg.Error as exc:
+            raise TokenRefreshError(
+                f"token_store PostgreSQL {self._where} cannot be reached ({type(exc).__name__})"
+            ) from None
+        self._create_table(connection)
+        return connection
+
+    def _create_table(self, connection: Any) -> None:
+        from psycopg import sql  # noqa: PLC0415
+
+        # Parallel jobs may all create it on first use: serialise that under a fixed lock.
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(hashtext('tap_exactonline_ddl'))")
+            connection.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, tokens jsonb NOT NULL, "
+                    "updated_at timestamptz NOT NULL DEFAULT now())"
+                ).format(sql.Identifier(self.table))
+            )
+
+    def _run(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        from psycopg import sql  # noqa: PLC0415
+
+        statement = sql.SQL(query).format(table=sql.Identifier(self.table))
+        if self._locked_connection is not None:
+            return list(self._locked_connection.execute(statement, params).fetchall())
+        with self._connect() as connection:
+            return list(connection.execute(statement, params).fetchall())
+
+    def read(self) -> TokenSet | None:
+        rows = self._run("SELECT tokens FROM {table} WHERE key = %s", self.key)
+        return TokenSet.from_dict(rows[0][0]) if rows else None
+
+    def write(self, tokens: TokenSet) -> None:
+        self._run(
+            "INSERT INTO {table} (key, tokens) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO "
+            "UPDATE SET tokens = EXCLUDED.tokens, updated_at = now() RETURNING key",
+            self.key,
+            json.dumps(tokens.to_dict()),
+        )
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        connection = self._connect()
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            lock = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+            while not connection.execute(lock, (f"{self.table}/{self.key}",)).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise TokenRefreshError(
+                        f"token_store {self._where}: another run has held its lock for "
+                        f"{LOCK_WAIT_SECONDS:.0f} s"
+                    )
+                time.sleep(LOCK_POLL_SECONDS)
+            self._locked_connection = connection
+            yield
+        finally:
+            self._locked_connection = None
+            connection.close()  # ends the session, and with it the advisory lock
+
+
+def open_token_store(location: str, *, client_id: str) -> TokenStore:
+    """`token_store` setting -> store: a PostgreSQL URL, or a local path."""
+    scheme = urlsplit(location).scheme.lower()
+    if scheme.split("+")[0] in ("postgresql", "postgres"):
+        return PostgresTokenStore(location, default_key=client_id)
+    return FileTokenStore(location)
 
 
 class ExactAuthenticator(requests.auth.AuthBase):

@@ -17,9 +17,10 @@ from typing_extensions import override
 from tap_exactonline.auth import (
     TOKEN_STATE_KEY,
     ExactAuthenticator,
-    FileTokenStore,
     TokenSet,
+    TokenStore,
     choose_tokens,
+    open_token_store,
 )
 from tap_exactonline.catalog import stream_specs
 from tap_exactonline.client import ExactHttp, RateLimiter, odata_rows
@@ -92,7 +93,10 @@ class TapExactOnline(Tap):
         th.Property(
             "token_store",
             th.StringType,
-            description="Path of a durable token file (written before a new token is used).",
+            secret=True,  # a PostgreSQL URL carries a password
+            description="Where the newest tokens are kept, written before a new access token "
+            "is used and shared (under a lock) by parallel jobs: a local file path or a "
+            "PostgreSQL URL (postgresql://user:password@host:5432/db).",
         ),
         th.Property(
             "request_timeout",
@@ -187,9 +191,9 @@ class TapExactOnline(Tap):
         return f"{self.origin}/api/v1"
 
     @cached_property
-    def token_store(self) -> FileTokenStore | None:
-        path = self.config.get("token_store")
-        return FileTokenStore(path) if path else None
+    def token_store(self) -> TokenStore | None:
+        location = self.config.get("token_store")
+        return open_token_store(location, client_id=self.config["client_id"]) if location else None
 
     @cached_property
     def authenticator(self) -> ExactAuthenticator:

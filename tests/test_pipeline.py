@@ -136,6 +136,15 @@ def test_pipeline_into_postgres(meltano_project: Path, pg_database: Postgres, tm
         assert fake.refresh_count == 3
         assert counts(pg_database, "accounts") == {1001: 1102, 1002: 1100}  # upserted, no dupes
 
+        # `meltano state clear` drops Meltano's state, tokens included; the store keeps them.
+        state_ids = run_meltano(meltano_project, "state", "list").stdout.split()
+        [state_id] = [i for i in state_ids if "tap-exactonline-to-target-postgres" in i]
+        cleared = run_meltano(meltano_project, "state", "clear", "--force", state_id)
+        assert cleared.returncode == 0, cleared.stderr[-2000:]
+        fake.advance_clock(601)
+        outputs.append(meltano_run(meltano_project, pg_database))
+        assert fake.refresh_count == 4
+
         for secret in fake.issued_secrets():
             for output in outputs:
                 assert secret not in output

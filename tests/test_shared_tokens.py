@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import Postgres
 from tests.fake_exact import FakeExact
 from tests.tap_runner import TAP, discover, parse_messages, select
 
@@ -24,7 +27,7 @@ ROWS = 20_000  # 20 pages per job: long enough to be mid-run when the token expi
 Job = tuple[subprocess.Popen[bytes], Path, Path]
 
 
-def start_jobs(work: Path, config: dict[str, Any]) -> list[Job]:
+def start_jobs(work: Path, config: dict[str, Any], jobs: int = JOBS) -> list[Job]:
     """Start JOBS syncs of transaction_lines as close to simultaneously as possible.
 
     Their output goes to files: a pipe nobody reads yet would stall a job after 64 KiB.
@@ -35,12 +38,23 @@ def start_jobs(work: Path, config: dict[str, Any]) -> list[Job]:
     catalog_path = work / "catalog.json"
     catalog_path.write_text(json.dumps(select(discover(config_path), {"transaction_lines"})))
     args = [TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
-    jobs = []
-    for number in range(JOBS):
+    started = []
+    for number in range(jobs):
         out, err = work / f"job{number}.out", work / f"job{number}.err"
         with out.open("wb") as stdout, err.open("wb") as stderr:
-            jobs.append((subprocess.Popen(args, stdout=stdout, stderr=stderr), out, err))
-    return jobs
+            started.append((subprocess.Popen(args, stdout=stdout, stderr=stderr), out, err))
+    return started
+
+
+def job_config(fake: FakeExact, token_store: str) -> dict[str, Any]:
+    return {
+        "client_id": "fake-client-id",
+        "client_secret": "fake-client-secret",
+        "refresh_token": "fake-initial-refresh-token",
+        "base_url": fake.base_url,
+        "divisions": [1001],
+        "token_store": token_store,
+    }
 
 
 def finish(jobs: list[Job]) -> list[tuple[int, str, str]]:
@@ -65,21 +79,20 @@ def wait_until(condition: Callable[[], bool], timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def test_parallel_jobs_share_one_file_token_store(tmp_path: Path):
+@pytest.fixture(params=["file", "postgresql"])
+def token_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One store shared by all jobs: a local file, or a table in a real PostgreSQL."""
+    if request.param == "file":
+        return str(tmp_path / "store" / "tokens.json")
+    db: Postgres = request.getfixturevalue("pg_database")
+    return f"postgresql://{db.user}:{db.password}@{db.host}:{db.port}/{db.database}"
+
+
+def test_parallel_jobs_share_one_token_store(token_store: str, tmp_path: Path):
     with FakeExact(
-        divisions=(1001,),
-        rows={"transaction_lines": ROWS},
-        minutely_limit=10**6,
-        daily_limit=10**6,
+        divisions=(1001,), rows={"transaction_lines": ROWS}, minutely_limit=10**6
     ) as fake:
-        config = {
-            "client_id": "fake-client-id",
-            "client_secret": "fake-client-secret",
-            "refresh_token": "fake-initial-refresh-token",
-            "base_url": fake.base_url,
-            "divisions": [1001],
-            "token_store": str(tmp_path / "store" / "tokens.json"),
-        }
+        config = job_config(fake, token_store)
 
         # 1. A first authorization: all eight start from the configured refresh token.
         assert_all_synced(finish(start_jobs(tmp_path / "1", config)))
@@ -98,3 +111,19 @@ def test_parallel_jobs_share_one_file_token_store(tmp_path: Path):
         assert_all_synced(finish(jobs))
         assert [c for c in fake.calls[calls_before:] if c[3] == 401]  # they did run into it
         assert fake.refresh_count == 3
+
+
+def test_a_job_killed_right_after_a_refresh_loses_nothing(token_store: str, tmp_path: Path):
+    with FakeExact(
+        divisions=(1001,), rows={"transaction_lines": ROWS}, minutely_limit=10**6
+    ) as fake:
+        config = job_config(fake, token_store)
+        [(victim, _, _)] = start_jobs(tmp_path / "killed", config, jobs=1)
+        wait_until(lambda: fake.refresh_count == 1)
+        victim.kill()  # SIGKILL: no cleanup, no final STATE; only the store knows the token
+        victim.wait(timeout=60)
+        # The configured refresh token is spent now; a new run without any state continues the
+        # chain from the store, and can refresh it once Exact allows.
+        fake.advance_clock(601)
+        assert_all_synced(finish(start_jobs(tmp_path / "next", config, jobs=1)))
+        assert fake.refresh_count == 2
