@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
+from cryptography.fernet import Fernet, InvalidToken
 
 LOGGER = logging.getLogger("tap_exactonline.auth")
 
@@ -96,6 +97,41 @@ class TokenSet:
             return None
 
 
+class TokenStoreError(TokenRefreshError):
+    """A token store or the state holds tokens we cannot read."""
+
+
+class TokenCodec:
+    """How tokens are kept at rest (token store and Singer state): plain JSON, or encrypted
+    with Fernet (AES-128-CBC + HMAC-SHA256) when `token_encryption_key` is set."""
+
+    def __init__(self, key: str | None) -> None:
+        self._fernet = Fernet(key.encode()) if key else None
+
+    def dump(self, tokens: TokenSet) -> dict[str, Any]:
+        data = tokens.to_dict()
+        if self._fernet is None:
+            return data
+        return {"encrypted": self._fernet.encrypt(json.dumps(data).encode()).decode()}
+
+    def load(self, data: object, where: str) -> TokenSet | None:
+        """Read tokens back; plain ones (kept before encryption was turned on) are accepted."""
+        if not isinstance(data, dict) or "encrypted" not in data:
+            return TokenSet.from_dict(data)
+        if self._fernet is None:
+            raise TokenStoreError(
+                f"The tokens in {where} are encrypted: set `token_encryption_key`."
+            )
+        try:
+            plain = self._fernet.decrypt(str(data["encrypted"]).encode())
+        except InvalidToken:
+            raise TokenStoreError(
+                f"`token_encryption_key` does not decrypt the tokens in {where}: it is not the "
+                "key they were written with."
+            ) from None
+        return TokenSet.from_dict(json.loads(plain))
+
+
 def choose_tokens(
     config_refresh_token: str | None, stored: Iterable[TokenSet | None]
 ) -> tuple[TokenSet, str]:
@@ -140,9 +176,10 @@ class FileTokenStore:
     replaced, so every process locks the same inode.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], codec: TokenCodec | None = None) -> None:
         self.path = Path(path).expanduser()
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.codec = codec or TokenCodec(None)
 
     def __repr__(self) -> str:
         return f"FileTokenStore({self.path})"
@@ -170,7 +207,7 @@ class FileTokenStore:
 
     def read(self) -> TokenSet | None:
         try:
-            return TokenSet.from_dict(json.loads(self.path.read_text()))
+            return self.codec.load(json.loads(self.path.read_text()), f"token_store {self.path}")
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
@@ -184,7 +221,7 @@ class FileTokenStore:
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w") as handle:
-                json.dump(tokens.to_dict(), handle)
+                json.dump(self.codec.dump(tokens), handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp_name, self.path)
@@ -208,7 +245,8 @@ class PostgresTokenStore:
 
     DEFAULT_TABLE = "tap_exactonline_tokens"
 
-    def __init__(self, url: str, *, default_key: str) -> None:
+    def __init__(self, url: str, *, default_key: str, codec: TokenCodec | None = None) -> None:
+        self.codec = codec or TokenCodec(None)
         parts = urlsplit(url)
         options = dict(parse_qsl(parts.query))
         self.table = options.pop("table", self.DEFAULT_TABLE)
@@ -257,14 +295,14 @@ class PostgresTokenStore:
 
     def read(self) -> TokenSet | None:
         rows = self._run("SELECT tokens FROM {table} WHERE key = %s", self.key)
-        return TokenSet.from_dict(rows[0][0]) if rows else None
+        return self.codec.load(rows[0][0], f"token_store {self._where}") if rows else None
 
     def write(self, tokens: TokenSet) -> None:
         self._run(
             "INSERT INTO {table} (key, tokens) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO "
             "UPDATE SET tokens = EXCLUDED.tokens, updated_at = now() RETURNING key",
             self.key,
-            json.dumps(tokens.to_dict()),
+            json.dumps(self.codec.dump(tokens)),
         )
 
     @contextmanager
@@ -287,12 +325,12 @@ class PostgresTokenStore:
             connection.close()  # ends the session, and with it the advisory lock
 
 
-def open_token_store(location: str, *, client_id: str) -> TokenStore:
+def open_token_store(location: str, *, client_id: str, codec: TokenCodec) -> TokenStore:
     """`token_store` setting -> store: a PostgreSQL URL, or a local path."""
     scheme = urlsplit(location).scheme.lower()
     if scheme.split("+")[0] in ("postgresql", "postgres"):
-        return PostgresTokenStore(location, default_key=client_id)
-    return FileTokenStore(location)
+        return PostgresTokenStore(location, default_key=client_id, codec=codec)
+    return FileTokenStore(location, codec=codec)
 
 
 class ExactAuthenticator(requests.auth.AuthBase):

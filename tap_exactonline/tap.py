@@ -17,6 +17,7 @@ from typing_extensions import override
 from tap_exactonline.auth import (
     TOKEN_STATE_KEY,
     ExactAuthenticator,
+    TokenCodec,
     TokenSet,
     TokenStore,
     choose_tokens,
@@ -99,6 +100,14 @@ class TapExactOnline(Tap):
             "PostgreSQL URL (postgresql://user:password@host:5432/db).",
         ),
         th.Property(
+            "token_encryption_key",
+            th.StringType,
+            secret=True,
+            description="Encrypts the tokens in the token store and in the state (Fernet key: "
+            "`python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`).",
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,
@@ -132,7 +141,7 @@ class TapExactOnline(Tap):
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._incoming_tokens: TokenSet | None = None
+        self._incoming_tokens: object = None
         # (stream, division) -> why Exact refused it; reported once, summed up at the end.
         self.refused: dict[tuple[str, int | None], str] = {}
         super().__init__(*args, **kwargs)
@@ -169,6 +178,15 @@ class TapExactOnline(Tap):
             value = self.config.get(setting)
             if isinstance(value, int) and value < 0:
                 errors.append(f"Setting `{setting}` must not be negative (got {value}).")
+        key = self.config.get("token_encryption_key")
+        if key:
+            try:
+                TokenCodec(key)
+            except ValueError:
+                errors.append(
+                    "Setting `token_encryption_key` is not a Fernet key (32 url-safe "
+                    "base64-encoded bytes); generate one with Fernet.generate_key()."
+                )
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
@@ -193,15 +211,24 @@ class TapExactOnline(Tap):
     @cached_property
     def token_store(self) -> TokenStore | None:
         location = self.config.get("token_store")
-        return open_token_store(location, client_id=self.config["client_id"]) if location else None
+        if not location:
+            return None
+        return open_token_store(
+            location, client_id=self.config["client_id"], codec=self.token_codec
+        )
+
+    @cached_property
+    def token_codec(self) -> TokenCodec:
+        return TokenCodec(self.config.get("token_encryption_key"))
 
     @cached_property
     def authenticator(self) -> ExactAuthenticator:
-        stored = [self._incoming_tokens, self.token_store.read() if self.token_store else None]
+        incoming = self.token_codec.load(self._incoming_tokens, "the incoming state")
+        stored = [incoming, self.token_store.read() if self.token_store else None]
         tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
         self.logger.info("Using the %s refresh token.", source)
         # Outgoing state always carries the newest tokens, even if this run never refreshes.
-        self.mutable_state[TOKEN_STATE_KEY] = tokens.to_dict()
+        self.mutable_state[TOKEN_STATE_KEY] = self.token_codec.dump(tokens)
         return ExactAuthenticator(
             token_url=f"{self.origin}/api/oauth2/token",
             client_id=self.config["client_id"],
@@ -218,7 +245,7 @@ class TapExactOnline(Tap):
         return cast("dict[str, Any]", self.state)
 
     def _save_rotated_tokens(self, tokens: TokenSet) -> None:
-        self.mutable_state[TOKEN_STATE_KEY] = tokens.to_dict()
+        self.mutable_state[TOKEN_STATE_KEY] = self.token_codec.dump(tokens)
         self.state_writer.write_state(self.state)
 
     def report_refused(self, stream: str, division: int | None, error: Exception) -> None:
@@ -312,7 +339,9 @@ class TapExactOnline(Tap):
     @override
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self._incoming_tokens = TokenSet.from_dict(state.get(TOKEN_STATE_KEY))
+        # Decoded (and, if encrypted, decrypted) when the authenticator is made, where a
+        # wrong key ends the run with one line instead of a traceback.
+        self._incoming_tokens = state.get(TOKEN_STATE_KEY)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,18 @@ class TapRun:
         return None
 
 
+def fake_config(fake: Any, **extra: Any) -> dict[str, Any]:
+    """Tap settings for the fake server's login, reading division 1001 unless told otherwise."""
+    return {
+        "client_id": "fake-client-id",
+        "client_secret": "fake-client-secret",
+        "refresh_token": "fake-initial-refresh-token",
+        "base_url": fake.base_url,
+        "divisions": [1001],
+        **extra,
+    }
+
+
 def discover(config_path: Path) -> dict[str, Any]:
     result = subprocess.run(
         [TAP, "--config", str(config_path), "--discover"],

@@ -7,20 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fake_exact import FakeExact
-from tests.tap_runner import run_tap
+from tests.tap_runner import fake_config, run_tap
 
 DIVISIONS = (1001, 1002)
 REFUSAL = "This endpoint has mandatory filtering applied"
 
 
 def config(fake: FakeExact) -> dict:
-    return {
-        "client_id": "fake-client-id",
-        "client_secret": "fake-client-secret",
-        "refresh_token": "fake-initial-refresh-token",
-        "base_url": fake.base_url,
-        "divisions": list(DIVISIONS),
-    }
+    return fake_config(fake, divisions=list(DIVISIONS))
 
 
 def error_lines(stderr: str, text: str) -> list[str]:

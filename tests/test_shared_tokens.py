@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import Postgres
 from tests.fake_exact import FakeExact
-from tests.tap_runner import TAP, discover, parse_messages, select
+from tests.tap_runner import TAP, discover, fake_config, parse_messages, select
 
 JOBS = 8
 ROWS = 20_000  # 20 pages per job: long enough to be mid-run when the token expires
@@ -44,17 +44,6 @@ def start_jobs(work: Path, config: dict[str, Any], jobs: int = JOBS) -> list[Job
         with out.open("wb") as stdout, err.open("wb") as stderr:
             started.append((subprocess.Popen(args, stdout=stdout, stderr=stderr), out, err))
     return started
-
-
-def job_config(fake: FakeExact, token_store: str) -> dict[str, Any]:
-    return {
-        "client_id": "fake-client-id",
-        "client_secret": "fake-client-secret",
-        "refresh_token": "fake-initial-refresh-token",
-        "base_url": fake.base_url,
-        "divisions": [1001],
-        "token_store": token_store,
-    }
 
 
 def finish(jobs: list[Job]) -> list[tuple[int, str, str]]:
@@ -92,7 +81,7 @@ def test_parallel_jobs_share_one_token_store(token_store: str, tmp_path: Path):
     with FakeExact(
         divisions=(1001,), rows={"transaction_lines": ROWS}, minutely_limit=10**6
     ) as fake:
-        config = job_config(fake, token_store)
+        config = fake_config(fake, token_store=token_store)
 
         # 1. A first authorization: all eight start from the configured refresh token.
         assert_all_synced(finish(start_jobs(tmp_path / "1", config)))
@@ -117,7 +106,7 @@ def test_a_job_killed_right_after_a_refresh_loses_nothing(token_store: str, tmp_
     with FakeExact(
         divisions=(1001,), rows={"transaction_lines": ROWS}, minutely_limit=10**6
     ) as fake:
-        config = job_config(fake, token_store)
+        config = fake_config(fake, token_store=token_store)
         [(victim, _, _)] = start_jobs(tmp_path / "killed", config, jobs=1)
         wait_until(lambda: fake.refresh_count == 1)
         victim.kill()  # SIGKILL: no cleanup, no final STATE; only the store knows the token

@@ -1,0 +1,62 @@
+"""`token_encryption_key`: tokens are encrypted in the token store and in the state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from tests.fake_exact import FakeExact
+from tests.tap_runner import fake_config, run_tap
+
+KEY = Fernet.generate_key().decode()
+
+
+def config(fake: FakeExact, store: Path, **extra: object) -> dict:
+    return fake_config(fake, token_store=str(store), token_encryption_key=KEY) | extra
+
+
+def test_tokens_are_encrypted_at_rest_and_read_back(tmp_path: Path):
+    store = tmp_path / "tokens.json"
+    with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
+        first = run_tap(tmp_path / "1", config(fake, store), streams={"gl_accounts"})
+        assert first.returncode == 0, first.stderr[-3000:]
+        # Neither the store nor the state holds a token in clear.
+        at_rest = [store.read_text(), json.dumps(first.states)]
+        assert set(json.loads(at_rest[0])) == {"encrypted"}
+        assert set(first.final_state["exactonline_tokens"]) == {"encrypted"}
+        for secret in fake.issued_secrets():
+            assert all(secret not in text for text in at_rest)
+        # The next run decrypts them: from the state, and from the store alone.
+        fake.advance_clock(601)
+        second = run_tap(
+            tmp_path / "2", config(fake, store), streams={"gl_accounts"}, state=first.final_state
+        )
+        assert second.returncode == 0, second.stderr[-3000:]
+        fake.advance_clock(601)
+        third = run_tap(tmp_path / "3", config(fake, store), streams={"gl_accounts"})
+        assert third.returncode == 0, third.stderr[-3000:]
+        assert fake.refresh_count == 3
+
+        # A wrong key, or none, ends the run with one line naming the setting.
+        wrong = config(fake, store, token_encryption_key=Fernet.generate_key().decode())
+        refused = run_tap(tmp_path / "4", wrong, streams={"gl_accounts"})
+        assert refused.returncode == 1
+        assert "`token_encryption_key` does not decrypt the tokens in token_store" in refused.stderr
+        missing = config(fake, store, token_encryption_key=None)
+        refused = run_tap(tmp_path / "5", missing, streams={"gl_accounts"})
+        assert refused.returncode == 1
+        assert "are encrypted: set `token_encryption_key`" in refused.stderr
+        for run in (first, second, third, refused):
+            assert "Traceback" not in run.stderr
+        assert fake.refresh_count == 3  # neither touched the chain
+
+
+def test_a_key_that_is_not_a_fernet_key_is_refused_before_any_request(tmp_path: Path):
+    with FakeExact(divisions=(1001,), default_rows=5) as fake:
+        bad = config(fake, tmp_path / "tokens.json", token_encryption_key="hunter2")
+        run = run_tap(tmp_path / "1", bad, streams={"gl_accounts"})
+        assert run.returncode != 0
+        assert "token_encryption_key" in run.stderr
+        assert fake.data_calls() == 0 and fake.token_calls == 0
