@@ -60,6 +60,9 @@ class TokenSet:
     expires_at: float
     obtained_at: float
     origin: str
+    # Fingerprint of the configured refresh token this chain superseded (set by
+    # tap-exactonline-auth), so that stale setting does not win over the new chain.
+    replaces: str = ""
 
     def __repr__(self) -> str:  # never show a token, even in a debugger or traceback
         return (
@@ -92,6 +95,7 @@ class TokenSet:
                 expires_at=float(data.get("expires_at") or 0),
                 obtained_at=float(data.get("obtained_at") or 0),
                 origin=str(data.get("origin") or ""),
+                replaces=str(data.get("replaces") or ""),
             )
         except (TypeError, ValueError):
             return None
@@ -144,7 +148,8 @@ def choose_tokens(
     newest = max(candidates, key=lambda t: t.obtained_at, default=None)
     if config_refresh_token:
         config_print = fingerprint(config_refresh_token)
-        known = {t.origin for t in candidates} | {fingerprint(t.refresh_token) for t in candidates}
+        known = {t.origin for t in candidates} | {t.replaces for t in candidates}
+        known |= {fingerprint(t.refresh_token) for t in candidates}
         if newest is None or config_print not in known:
             fresh = TokenSet(config_refresh_token, None, 0.0, 0.0, config_print)
             return fresh, "config"
@@ -489,6 +494,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
             expires_at=now + lifetime,
             obtained_at=now,
             origin=origin,
+            replaces=self._tokens.replaces,
         )
         # Durable first: if we crash after this line, the next run still has the new token.
         if self._store is not None:

@@ -108,6 +108,11 @@ class TapExactOnline(Tap):
             "print(Fernet.generate_key().decode())'`).",
         ),
         th.Property(
+            "redirect_uri",
+            th.StringType,
+            description="The app's registered redirect URI; used only by tap-exactonline-auth.",
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,

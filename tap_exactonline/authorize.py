@@ -1,0 +1,266 @@
+"""`tap-exactonline-auth`: the first authorization of the app, once per Exact login.
+
+Prints Exact's authorize URL, receives the authorization code (on the redirect URI on localhost,
+or as the pasted callback URL), exchanges it within its 3 minutes, and writes the tokens where
+the tap will find them: the configured `token_store`, else `.env`. Tokens are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+from tap_exactonline.auth import TokenCodec, TokenSet, fingerprint, open_token_store
+from tap_exactonline.tap import REGIONS
+
+ENV_PREFIX = "TAP_EXACTONLINE_"
+DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"
+LISTEN_SECONDS = 300
+
+
+class AuthorizationFailed(Exception):
+    """One line for the user; the command exits 1."""
+
+
+def load_settings(config_files: list[str]) -> dict[str, Any]:
+    """Settings from `--config` files, then TAP_EXACTONLINE_* variables (Meltano sets these)."""
+    settings: dict[str, Any] = {}
+    for name in config_files:
+        try:
+            settings.update(json.loads(Path(name).read_text()))
+        except (OSError, ValueError) as exc:
+            reason = type(exc).__name__
+            raise AuthorizationFailed(f"--config {name} cannot be read ({reason})") from None
+    for key, value in os.environ.items():
+        if key.startswith(ENV_PREFIX) and value:
+            settings.setdefault(key.removeprefix(ENV_PREFIX).lower(), value)
+    for required in ("client_id", "client_secret"):
+        if not settings.get(required):
+            raise AuthorizationFailed(f"Setting `{required}` is missing.")
+    return settings
+
+
+def origin_of(settings: dict[str, Any]) -> str:
+    if settings.get("base_url"):
+        return str(settings["base_url"]).rstrip("/")
+    region = str(settings.get("region") or "nl")
+    if region not in REGIONS:
+        raise AuthorizationFailed(f"Setting `region` must be one of {', '.join(REGIONS)}.")
+    return REGIONS[region]
+
+
+def authorize_url(origin: str, client_id: str, redirect_uri: str, state: str) -> str:
+    query = urlencode(
+        {
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "force_login": "0",
+            "state": state,
+        }
+    )
+    return f"{origin}/api/oauth2/auth?{query}"
+
+
+def code_from_callback(callback: str, state: str) -> str:
+    """The `code` of a callback URL (or a bare code), checking our `state` when present."""
+    callback = callback.strip()
+    if "?" not in callback and "=" not in callback:
+        return callback
+    query = parse_qs(urlsplit(callback).query or callback)
+    if "error" in query:
+        raise AuthorizationFailed(f"Exact did not authorize the app: {query['error'][0]}.")
+    if query.get("state", [state])[0] != state:
+        raise AuthorizationFailed("The callback is not from this authorization (state differs).")
+    codes = query.get("code")
+    if not codes:
+        raise AuthorizationFailed("The callback URL has no `code`; paste the whole URL.")
+    return codes[0]
+
+
+def listen_for_callback(redirect_uri: str, state: str, timeout: float) -> str:
+    """Serve the redirect URI on localhost until Exact's redirect brings the code."""
+    parts = urlsplit(redirect_uri)
+    if parts.hostname not in ("localhost", "127.0.0.1"):
+        raise AuthorizationFailed(
+            f"--listen needs a redirect URI on localhost (got {parts.hostname}); use --paste."
+        )
+    received: list[str] = []
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if urlsplit(self.path).path != (parts.path or "/"):
+                self.send_error(404)
+                return
+            received.append(self.path)
+            body = b"Exact Online authorized. You can close this window."
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the request line carries the code
+
+    try:
+        server = HTTPServer(("127.0.0.1", parts.port or 80), Callback)
+    except OSError as exc:
+        raise AuthorizationFailed(
+            f"Cannot listen on {parts.hostname}:{parts.port or 80} ({exc.strerror}); use --paste."
+        ) from None
+    server.timeout = 0.5
+    deadline = time.monotonic() + timeout
+    with server:
+        while not received:
+            if time.monotonic() > deadline:
+                raise AuthorizationFailed(f"No callback within {timeout:.0f} s.")
+            server.handle_request()
+    return code_from_callback(received[0], state)
+
+
+def exchange_code(
+    origin: str, settings: dict[str, Any], code: str, redirect_uri: str
+) -> dict[str, Any]:
+    try:
+        response = requests.post(
+            f"{origin}/api/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "client_id": settings["client_id"],
+                "client_secret": settings["client_secret"],
+            },
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
+    except requests.RequestException as exc:
+        raise AuthorizationFailed(f"Exact's token endpoint could not be reached ({exc}).") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code == 200 and body.get("refresh_token") and body.get("access_token"):
+        return dict(body)
+    error = str(body.get("error") or response.status_code)
+    description = str(body.get("error_description") or "").lower()
+    if error == "invalid_client":
+        raise AuthorizationFailed(
+            "Exact rejected the client ID or secret: check `client_id` and `client_secret`."
+        )
+    if "redirect" in description:
+        raise AuthorizationFailed(
+            f"Exact refused the redirect URI {redirect_uri}: it must be exactly the one registered "
+            "for the app in the App Center (set `redirect_uri`)."
+        )
+    if error == "invalid_grant":
+        raise AuthorizationFailed(
+            "Exact refused the authorization code: it is valid for 3 minutes and only once. "
+            "Run the command again and finish within 3 minutes."
+        )
+    raise AuthorizationFailed(f"Exact's token endpoint answered {error}.")
+
+
+def save_tokens(settings: dict[str, Any], body: dict[str, Any], env_file: Path) -> str:
+    """Write the new chain where the tap looks first; return what to tell the user."""
+    now = time.time()
+    refresh_token = str(body["refresh_token"])
+    tokens = TokenSet(
+        refresh_token=refresh_token,
+        access_token=str(body["access_token"]),
+        expires_at=now + float(body.get("expires_in") or 600),
+        obtained_at=now,
+        origin=fingerprint(refresh_token),
+        replaces=fingerprint(str(settings["refresh_token"]))
+        if settings.get("refresh_token")
+        else "",
+    )
+    location = settings.get("token_store")
+    if not location:
+        # Without a store the access token just issued would be lost, and Exact refuses a
+        # new one for 570 s: keep both in a token file next to .env and point the tap at it.
+        location = str((env_file.parent / ".exactonline-tokens.json").resolve())
+        _write_env(env_file, f"{ENV_PREFIX}TOKEN_STORE", location)
+    codec = TokenCodec(settings.get("token_encryption_key"))
+    store = open_token_store(str(location), client_id=str(settings["client_id"]), codec=codec)
+    with store.locked():
+        store.write(tokens)
+    saved = f"Saved the new tokens to the token store ({store!r})."
+    if not settings.get("token_store"):
+        saved += (
+            f"\n{env_file} now sets {ENV_PREFIX}TOKEN_STORE to it (Meltano reads .env). Keep"
+            " that file: it is where every rotated token goes. To keep it elsewhere:\n"
+            "  meltano config set tap-exactonline token_store /var/lib/tap-exactonline/tokens.json"
+        )
+    return (
+        f"{saved}\nThe tap continues from these tokens; a `refresh_token` setting you may still"
+        " have is superseded.\nNext: meltano run tap-exactonline target-postgres"
+    )
+
+
+def _write_env(path: Path, name: str, value: str) -> None:
+    lines = path.read_text().splitlines() if path.exists() else []
+    lines = [line for line in lines if not line.startswith(f"{name}=")] + [f"{name}={value}"]
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.replace(temp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tap-exactonline-auth",
+        description="Authorize tap-exactonline for an Exact Online login (once).",
+    )
+    parser.add_argument("--config", action="append", default=[], help="tap config JSON file")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--listen", action="store_true", help="receive the callback on localhost")
+    mode.add_argument("--paste", action="store_true", help="paste the callback URL")
+    parser.add_argument(
+        "--redirect-uri", help=f"default: setting redirect_uri or {DEFAULT_REDIRECT_URI}"
+    )
+    parser.add_argument(
+        "--env-file",
+        default=".env",
+        help="where to write the refresh token when no token_store is set (default: .env)",
+    )
+    parser.add_argument("--timeout", type=float, default=LISTEN_SECONDS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        origin = origin_of(settings)
+        redirect_uri = args.redirect_uri or settings.get("redirect_uri") or DEFAULT_REDIRECT_URI
+        state = secrets.token_urlsafe(16)
+        url = authorize_url(origin, str(settings["client_id"]), redirect_uri, state)
+        host = urlsplit(redirect_uri).hostname
+        listen = args.listen or (not args.paste and host in ("localhost", "127.0.0.1"))
+        print("Open this URL in a browser and log in to Exact Online:", flush=True)
+        print(url, flush=True)
+        if listen:
+            print(f"Waiting for Exact to redirect to {redirect_uri} ...", flush=True)
+            code = listen_for_callback(redirect_uri, state, args.timeout)
+        else:
+            print("Then paste the whole URL your browser was sent to:", flush=True)
+            code = code_from_callback(sys.stdin.readline(), state)
+        body = exchange_code(origin, settings, code, redirect_uri)
+        print(save_tokens(settings, body, Path(args.env_file)), flush=True)
+    except AuthorizationFailed as failure:
+        print(f"tap-exactonline-auth: {failure}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def cli() -> None:
+    raise SystemExit(main())
