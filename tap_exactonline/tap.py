@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import IO, Any, NoReturn, cast
 
+import click
 import requests
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_exactonline.auth import (
@@ -24,7 +28,7 @@ from tap_exactonline.auth import (
     open_token_store,
 )
 from tap_exactonline.catalog import stream_specs
-from tap_exactonline.client import ExactHttp, RateLimiter, odata_rows
+from tap_exactonline.client import RUN_ENDING_ERRORS, ExactHttp, RateLimiter, odata_rows
 from tap_exactonline.streams import stream_classes
 
 REGIONS = {
@@ -36,6 +40,14 @@ REGIONS = {
     "es": "https://start.exactonline.es",
     "fr": "https://start.exactonline.fr",
 }
+
+
+# Exact revokes a refresh token unused for 30 days; warn well before.
+STALE_REFRESH_TOKEN_DAYS = 25
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class TapExactOnline(Tap):
@@ -147,6 +159,7 @@ class TapExactOnline(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._incoming_tokens: object = None
+        self.token_source = "nowhere yet"
         # (stream, division) -> why Exact refused it; reported once, summed up at the end.
         self.refused: dict[tuple[str, int | None], str] = {}
         super().__init__(*args, **kwargs)
@@ -231,7 +244,14 @@ class TapExactOnline(Tap):
         incoming = self.token_codec.load(self._incoming_tokens, "the incoming state")
         stored = [incoming, self.token_store.read() if self.token_store else None]
         tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
-        self.logger.info("Using the %s refresh token.", source)
+        self.token_source = (
+            "the `refresh_token` setting"
+            if source == "config"
+            else "the incoming state"
+            if tokens is incoming
+            else "the token store"
+        )
+        self._report_token(tokens)
         # Outgoing state always carries the newest tokens, even if this run never refreshes.
         self.mutable_state[TOKEN_STATE_KEY] = self.token_codec.dump(tokens)
         return ExactAuthenticator(
@@ -243,6 +263,55 @@ class TapExactOnline(Tap):
             on_rotate=self._save_rotated_tokens,
             timeout=float(self.config.get("request_timeout") or 60),
         )
+
+    def _report_token(self, tokens: TokenSet) -> None:
+        """Say where the token came from and how fresh it is; never the token itself."""
+        if not tokens.obtained_at:
+            self.logger.info("Using the refresh token from %s (first use).", self.token_source)
+            return
+        age_days = (time.time() - tokens.obtained_at) / 86400
+        self.logger.info(
+            "Using the refresh token from %s, issued %s; its access token is valid until %s.",
+            self.token_source,
+            _utc(tokens.obtained_at),
+            _utc(tokens.expires_at),
+        )
+        if age_days > STALE_REFRESH_TOKEN_DAYS:
+            self.logger.warning(
+                "The refresh token was last renewed %.0f days ago; Exact revokes refresh tokens "
+                "unused for 30 days. Run the tap at least weekly; if Exact refuses it, authorize "
+                "again with tap-exactonline-auth.",
+                age_days,
+            )
+
+    def check_connection(self) -> bool:
+        """`--test`: one token check and one current/Me call (neither costs API budget)."""
+        try:
+            self.authenticator.access_token()
+            division = self.current_division
+        except RUN_ENDING_ERRORS as error:
+            self.logger.error("Connection test failed: %s", error)  # noqa: TRY400 - one line
+            return False
+        tokens = self.authenticator.tokens
+        self.logger.info(
+            "Connection test passed: token from %s, access token valid until %s; the login's "
+            "current division is %d.",
+            self.token_source,
+            _utc(tokens.expires_at),
+            division,
+        )
+        return True
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        # The SDK's test syncs a record of every stream: hundreds of calls for 307 streams.
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+        ctx.exit(0 if tap.check_connection() else 1)
 
     @property
     def mutable_state(self) -> dict[str, Any]:

@@ -396,7 +396,7 @@ def test_token_store_is_written_before_use_and_read_back(fake: FakeExact, tmp_pa
         state=second.final_state,
     )
     assert third.returncode == 0, third.stderr[-3000:]
-    assert "Using the config refresh token" in third.stderr
+    assert "Using the refresh token from the `refresh_token` setting" in third.stderr
     assert json.loads(store.read_text())["origin"] != stored["origin"]
     # ...and the next run continues that new chain from the store, not from config.
     fake.advance_clock(601)
@@ -406,7 +406,7 @@ def test_token_store_is_written_before_use_and_read_back(fake: FakeExact, tmp_pa
         streams={"gl_accounts"},
     )
     assert fourth.returncode == 0, fourth.stderr[-3000:]
-    assert "Using the stored refresh token" in fourth.stderr
+    assert "Using the refresh token from the token store" in fourth.stderr
 
 
 def test_no_secret_reaches_the_logs_even_at_debug_level(fake: FakeExact, tmp_path: Path):
@@ -427,3 +427,52 @@ def test_no_secret_reaches_the_logs_even_at_debug_level(fake: FakeExact, tmp_pat
     assert fake.refresh_count == 2
     assert_no_secret_leaked(fake, first.stderr, second.stderr)
     assert "fake-client-secret" not in first.stderr + second.stderr
+
+
+def test_connection_test_reports_the_token_source_and_warns_about_an_old_token(
+    fake: FakeExact, tmp_path: Path
+):
+    store = tmp_path / "tokens.json"
+    config = tap_config(fake, divisions=[1001], token_store=str(store))
+    assert run_tap(tmp_path / "1", config, streams={"gl_accounts"}).returncode == 0
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    calls_before = fake.data_calls()
+
+    def connection_test() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [TAP, "--config", str(config_path), "--test"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    checked = connection_test()
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert "Connection test passed: token from the token store, access token valid until" in (
+        checked.stderr
+    )
+    assert "current division is 1001" in checked.stderr
+    assert "revokes refresh tokens unused for 30 days" not in checked.stderr
+    # Only current/Me, which Exact does not count; no stream was read.
+    assert fake.data_calls() - calls_before == 1
+    assert not [line for line in checked.stdout.splitlines() if '"RECORD"' in line]
+
+    # A token last renewed 26 days ago draws a warning (Exact revokes it after 30 unused days).
+    tokens = json.loads(store.read_text())
+    store.write_text(json.dumps(tokens | {"obtained_at": int(time.time()) - 26 * 86400}))
+    warned = connection_test()
+    assert warned.returncode == 0, warned.stderr[-3000:]
+    assert "last renewed 26 days ago; Exact revokes refresh tokens unused for 30 days" in (
+        warned.stderr
+    )
+    assert_no_secret_leaked(fake, checked.stderr, warned.stderr, checked.stdout)
+
+    # A refused token fails the test with one line.
+    broken = tap_config(fake, divisions=[1001], refresh_token="not-a-token")
+    config_path.write_text(json.dumps(broken))
+    fake.advance_clock(601)  # past the 570 s rule, which Exact checks first
+    failed = connection_test()
+    assert failed.returncode == 1
+    assert "Connection test failed: Exact rejected the refresh token" in failed.stderr
+    assert "Traceback" not in failed.stderr
