@@ -330,12 +330,26 @@ class PostgresTokenStore:
             connection.close()  # ends the session, and with it the advisory lock
 
 
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def token_store_problem(location: str) -> str | None:
+    """Why a `token_store` value cannot be used, if it cannot."""
+    scheme = urlsplit(location).scheme.lower().split("+")[0]
+    if scheme in ("", "file", *POSTGRES_SCHEMES) or len(scheme) == 1:  # "C:\\..." on Windows
+        return None
+    return (
+        f"Setting `token_store`: {scheme}:// stores are not supported yet; use a file path "
+        "(on a persistent volume) or a PostgreSQL URL."
+    )
+
+
 def open_token_store(location: str, *, client_id: str, codec: TokenCodec) -> TokenStore:
     """`token_store` setting -> store: a PostgreSQL URL, or a local path."""
-    scheme = urlsplit(location).scheme.lower()
-    if scheme.split("+")[0] in ("postgresql", "postgres"):
+    parts = urlsplit(location)
+    if parts.scheme.lower().split("+")[0] in POSTGRES_SCHEMES:
         return PostgresTokenStore(location, default_key=client_id, codec=codec)
-    return FileTokenStore(location, codec=codec)
+    return FileTokenStore(parts.path if parts.scheme.lower() == "file" else location, codec=codec)
 
 
 class ExactAuthenticator(requests.auth.AuthBase):

@@ -20,7 +20,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
-from tap_exactonline.auth import TokenCodec, TokenSet, fingerprint, open_token_store
+from tap_exactonline.auth import (
+    TokenCodec,
+    TokenSet,
+    fingerprint,
+    open_token_store,
+    token_store_problem,
+)
 from tap_exactonline.tap import REGIONS
 
 ENV_PREFIX = "TAP_EXACTONLINE_"
@@ -187,6 +193,8 @@ def save_tokens(settings: dict[str, Any], body: dict[str, Any], env_file: Path) 
         else "",
     )
     location = settings.get("token_store")
+    if location and (problem := token_store_problem(str(location))):
+        raise AuthorizationFailed(problem)
     if not location:
         # Without a store the access token just issued would be lost, and Exact refuses a
         # new one for 570 s: keep both in a token file next to .env and point the tap at it.

@@ -26,6 +26,7 @@ from tap_exactonline.auth import (
     TokenStore,
     choose_tokens,
     open_token_store,
+    token_store_problem,
 )
 from tap_exactonline.catalog import stream_specs
 from tap_exactonline.client import RUN_ENDING_ERRORS, ExactHttp, RateLimiter, odata_rows
@@ -196,6 +197,9 @@ class TapExactOnline(Tap):
             value = self.config.get(setting)
             if isinstance(value, int) and value < 0:
                 errors.append(f"Setting `{setting}` must not be negative (got {value}).")
+        store = self.config.get("token_store")
+        if store and (problem := token_store_problem(str(store))):
+            errors.append(problem)
         key = self.config.get("token_encryption_key")
         if key:
             try:

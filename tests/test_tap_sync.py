@@ -229,6 +229,8 @@ def test_bad_settings_fail_before_any_request(fake: FakeExact, tmp_path: Path):
         ({"region": "xx"}, "region"),
         ({"divisions": ["abc"]}, "divisions"),
         ({"client_id": None}, "client_id"),
+        ({"token_store": "s3://bucket/tokens.json"}, "token_store"),
+        ({"token_encryption_key": "not-a-fernet-key"}, "token_encryption_key"),
     ):
         config = tap_config(fake) | bad
         config = {k: v for k, v in config.items() if v is not None}
