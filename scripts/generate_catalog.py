@@ -206,11 +206,14 @@ def build(source: dict) -> dict:
                 continue  # deprecated endpoints only when nothing else serves the entity
             base_name = NAME_OVERRIDES.get(entity, snake_case(entity))
             name = base_name if len(groups) == 1 else f"{snake_case(service)}_{base_name}"
-            reason = _left_out(entity, group)
+            cheapest_first = sorted(group, key=lambda e: API_PREFERENCE.index(e["api"]))
+            path = _relative_path(cheapest_first[0]["uri"])[0]
+            child = _child_of(entity, path, cheapest_first[0])
+            reason = None if child else _left_out(path)
             if reason:
-                excluded.append({"name": name, "path": _chosen_path(group), "reason": reason})
+                excluded.append({"name": name, "path": path, "reason": reason})
             else:
-                streams.append(_stream(name, entity, group))
+                streams.append(_stream(name, entity, cheapest_first, child))
 
     names = [s["name"] for s in streams]
     unfit = [n for n in names if not re.fullmatch(r"[a-z][a-z0-9_]*", n)]
@@ -230,20 +233,12 @@ def build(source: dict) -> dict:
     }
 
 
-def _by_preference(group: list[dict]) -> list[dict]:
-    return sorted(group, key=lambda e: API_PREFERENCE.index(e["api"]))
-
-
-def _chosen_path(group: list[dict]) -> str:
-    return _relative_path(_by_preference(group)[0]["uri"])[0]
-
-
-def _child_of(entity: str, chosen: dict) -> dict | None:
+def _child_of(entity: str, path: str, chosen: dict) -> dict | None:
     """How a parameterised read function is fed from a parent stream, if it can be."""
     if entity in CHILDREN:
         child = dict(CHILDREN[entity])
     else:
-        parameters, _ = PARAMETERISED_READS.get(_relative_path(chosen["uri"])[0], ((), None))
+        parameters, _ = PARAMETERISED_READS.get(path, ((), None))
         if len(parameters) != 1 or parameters[0] not in PARENT_PARAMETERS:
             return None
         parameter = parameters[0]
@@ -262,10 +257,9 @@ def _child_of(entity: str, chosen: dict) -> dict | None:
     return child
 
 
-def _left_out(entity: str, group: list[dict]) -> str | None:
+def _left_out(path: str) -> str | None:
     """Why an entity gets no stream: a read function that needs parameters nobody feeds it."""
-    path = _chosen_path(group)
-    if path not in PARAMETERISED_READS or _child_of(entity, _by_preference(group)[0]):
+    if path not in PARAMETERISED_READS:
         return None
     parameters, elsewhere = PARAMETERISED_READS[path]
     reason = "needs " + ", ".join(f"`{p}`" for p in parameters)
@@ -298,12 +292,11 @@ def _keys(entity: str, chosen: dict, group: list[dict], child: dict | None) -> l
     return keys
 
 
-def _stream(name: str, entity: str, group: list[dict]) -> dict:
-    group = _by_preference(group)
+def _stream(name: str, entity: str, group: list[dict], child: dict | None) -> dict:
+    """`group`: the entity's endpoints, cheapest first."""
     chosen = group[0]
     path, division_in_path, beta = _relative_path(chosen["uri"])
     fields = {p["name"]: p["type"] for p in chosen["properties"]}
-    child = _child_of(entity, chosen)
     keys = _keys(entity, chosen, group, child)
     stream: dict = {
         "name": name,

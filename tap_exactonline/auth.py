@@ -174,6 +174,18 @@ class TokenStore(Protocol):
     def locked(self) -> AbstractContextManager[None]: ...
 
 
+def _wait_for_lock(try_lock: Callable[[], bool], where: str) -> None:
+    """Poll a non-blocking lock; a run holds it only for one token call, so waiting long means
+    something is wrong: say so instead of hanging."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while not try_lock():
+        if time.monotonic() > deadline:
+            raise TokenRefreshError(
+                f"{where}: another run has held its lock for {LOCK_WAIT_SECONDS:.0f} s"
+            )
+        time.sleep(LOCK_POLL_SECONDS)
+
+
 class FileTokenStore:
     """Tokens in a local JSON file, replaced atomically so a crash never leaves half a file.
 
@@ -194,18 +206,15 @@ class FileTokenStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            deadline = time.monotonic() + LOCK_WAIT_SECONDS
-            while True:
+
+            def try_lock() -> bool:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
                 except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TokenRefreshError(
-                            f"token_store {self.path}: another run has held its lock for "
-                            f"{LOCK_WAIT_SECONDS:.0f} s"
-                        ) from None
-                    time.sleep(LOCK_POLL_SECONDS)
+                    return False
+                return True
+
+            _wait_for_lock(try_lock, f"token_store {self.path}")
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
@@ -260,6 +269,7 @@ class PostgresTokenStore:
         self._conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(options), ""))
         self._where = f"{parts.hostname}:{parts.port or 5432}{parts.path} table {self.table}"
         self._locked_connection: Any = None
+        self._table_ready = False
 
     def __repr__(self) -> str:  # no password
         return f"PostgresTokenStore({self._where}, key {self.key})"
@@ -273,7 +283,9 @@ class PostgresTokenStore:
             raise TokenRefreshError(
                 f"token_store PostgreSQL {self._where} cannot be reached ({type(exc).__name__})"
             ) from None
-        self._create_table(connection)
+        if not self._table_ready:
+            self._create_table(connection)
+            self._table_ready = True
         return connection
 
     def _create_table(self, connection: Any) -> None:
@@ -314,15 +326,12 @@ class PostgresTokenStore:
     def locked(self) -> Iterator[None]:
         connection = self._connect()
         try:
-            deadline = time.monotonic() + LOCK_WAIT_SECONDS
             lock = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
-            while not connection.execute(lock, (f"{self.table}/{self.key}",)).fetchone()[0]:
-                if time.monotonic() > deadline:
-                    raise TokenRefreshError(
-                        f"token_store {self._where}: another run has held its lock for "
-                        f"{LOCK_WAIT_SECONDS:.0f} s"
-                    )
-                time.sleep(LOCK_POLL_SECONDS)
+            name = f"{self.table}/{self.key}"
+            _wait_for_lock(
+                lambda: bool(connection.execute(lock, (name,)).fetchone()[0]),
+                f"token_store {self._where}",
+            )
             self._locked_connection = connection
             yield
         finally:

@@ -535,9 +535,15 @@ class ExactStream(RESTStream[ParseResult]):
             self.get_context_state(context).pop("progress_markers", None)
 
     @override
-    def get_child_context(self, record: dict, context: Context | None) -> dict | None:
-        if not self.child_streams:
-            return dict(context) if context else None  # the SDK asks every stream
+    def generate_child_contexts(
+        self, record: dict, context: Context | None
+    ) -> Iterable[Context | None]:
+        # The SDK asks every stream for every record; only parents have anything to say.
+        if self.child_streams:
+            yield self.get_child_context(record, context)
+
+    @override
+    def get_child_context(self, record: dict, context: Context | None) -> dict:
         key_column = self.plan.column_for[self.spec.keys[0]]
         return {"division": record[self.plan.division_column], "parent_id": record[key_column]}
 

@@ -159,10 +159,10 @@ class TapExactOnline(Tap):
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._incoming_tokens: object = None
+        self._incoming_token_state: object = None
         self.token_source = "nowhere yet"
-        # (stream, division) -> why Exact refused it; reported once, summed up at the end.
-        self.refused: dict[tuple[str, int | None], str] = {}
+        # (stream, division) pairs Exact refused: reported once, summed up at the end.
+        self.refused: set[tuple[str, int | None]] = set()
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -245,7 +245,7 @@ class TapExactOnline(Tap):
 
     @cached_property
     def authenticator(self) -> ExactAuthenticator:
-        incoming = self.token_codec.load(self._incoming_tokens, "the incoming state")
+        incoming = self.token_codec.load(self._incoming_token_state, "the incoming state")
         stored = [incoming, self.token_store.read() if self.token_store else None]
         tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
         self.token_source = (
@@ -291,8 +291,7 @@ class TapExactOnline(Tap):
     def check_connection(self) -> bool:
         """`--test`: one token check and one current/Me call (neither costs API budget)."""
         try:
-            self.authenticator.access_token()
-            division = self.current_division
+            division = self.current_division  # needs a valid access token first
         except RUN_ENDING_ERRORS as error:
             self.logger.error("Connection test failed: %s", error)  # noqa: TRY400 - one line
             return False
@@ -330,7 +329,7 @@ class TapExactOnline(Tap):
         """Exact refuses this stream in this division: say so once; the rest of the run goes on."""
         if (stream, division) in self.refused:
             return
-        self.refused[(stream, division)] = str(error)
+        self.refused.add((stream, division))
         self.logger.error("%s. Skipping it; the other streams and divisions go on.", error)
 
     def is_refused(self, stream: str, division: int | None) -> bool:
@@ -419,7 +418,7 @@ class TapExactOnline(Tap):
         super().load_state(state)
         # Decoded (and, if encrypted, decrypted) when the authenticator is made, where a
         # wrong key ends the run with one line instead of a traceback.
-        self._incoming_tokens = state.get(TOKEN_STATE_KEY)
+        self._incoming_token_state = state.get(TOKEN_STATE_KEY)
 
 
 if __name__ == "__main__":

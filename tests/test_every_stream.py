@@ -20,7 +20,7 @@ import pytest
 from tap_exactonline.catalog import EntitySpec, load_catalog
 from tap_exactonline.odata import snake_case
 from tests.fake_exact import FakeExact
-from tests.tap_runner import TapRun, run_tap
+from tests.tap_runner import TapRun, fake_config, run_tap
 
 DIVISION = 1001
 CATALOG = load_catalog()
@@ -36,14 +36,7 @@ Sync = tuple[FakeExact, TapRun]
 
 
 def _config(fake: FakeExact) -> dict[str, Any]:
-    return {
-        "client_id": "fake-client-id",
-        "client_secret": "fake-client-secret",
-        "refresh_token": "fake-initial-refresh-token",
-        "base_url": fake.base_url,
-        "divisions": [DIVISION],
-        "beta_endpoints": True,
-    }
+    return fake_config(fake, divisions=[DIVISION], beta_endpoints=True)
 
 
 @pytest.fixture(scope="module")

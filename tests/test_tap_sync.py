@@ -18,7 +18,7 @@ import requests
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.odata import snake_case
 from tests.fake_exact import FakeExact
-from tests.tap_runner import TAP, discover, parse_messages, run_tap, select
+from tests.tap_runner import TAP, discover, fake_config, parse_messages, run_tap, select
 
 DIVISIONS = (1001, 1002)
 # The streams our users load most, one or more of each API kind; test_every_stream.py covers all.
@@ -55,15 +55,7 @@ SMALL_ROWS = {
 
 
 def tap_config(fake: FakeExact, **extra):
-    return {
-        "client_id": "fake-client-id",
-        "client_secret": "fake-client-secret",
-        "refresh_token": "fake-initial-refresh-token",
-        "base_url": fake.base_url,
-        "divisions": list(DIVISIONS),
-        "retry_base_seconds": 0.01,
-        **extra,
-    }
+    return fake_config(fake, divisions=list(DIVISIONS), retry_base_seconds=0.01) | extra
 
 
 # Rate limits have their own tests; elsewhere they would only make the suite wait.
