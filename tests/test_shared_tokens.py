@@ -108,7 +108,10 @@ def test_a_job_killed_right_after_a_refresh_loses_nothing(token_store: str, tmp_
     ) as fake:
         config = fake_config(fake, token_store=token_store)
         [(victim, _, _)] = start_jobs(tmp_path / "killed", config, jobs=1)
-        wait_until(lambda: fake.refresh_count == 1)
+        # Exact counts a refresh as soon as it answers; the job owns the new token only once it
+        # has read the answer. The store is written before the new access token is used, so the
+        # first page served proves the refresh is complete from the job's side.
+        wait_until(lambda: fake.refresh_count == 1 and fake.data_calls("/sync/") >= 1)
         victim.kill()  # SIGKILL: no cleanup, no final STATE; only the store knows the token
         victim.wait(timeout=60)
         # The configured refresh token is spent now; a new run without any state continues the
