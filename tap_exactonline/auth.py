@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -339,26 +339,155 @@ class PostgresTokenStore:
             connection.close()  # ends the session, and with it the advisory lock
 
 
+class ObjectStoreTokenStore:
+    """Tokens in one object on an object store (S3, GCS, Azure, ...) through fsspec.
+
+    Object stores have no locks, so the lock is a lease object next to the tokens, created with
+    fsspec's exclusive mode (`"xb"`: S3 `If-None-Match: *`, GCS `ifGenerationMatch=0`, Azure
+    `If-None-Match`), which exactly one of several racing jobs wins. A lease names its holder and
+    an expiry, so a job killed while holding it blocks the others for LEASE_SECONDS at most.
+    Writes are single PUTs, which object stores apply whole or not at all.
+    """
+
+    # Longer than one token call (request_timeout, 60 s by default), shorter than LOCK_WAIT_SECONDS.
+    LEASE_SECONDS = 120.0
+    LEASE_SETTLE_SECONDS = 2.0
+
+    def __init__(self, url: str, codec: TokenCodec | None = None) -> None:
+        import fsspec  # noqa: PLC0415 - only needed by users of this store
+
+        self.codec = codec or TokenCodec(None)
+        self.url = url
+        try:
+            self.fs, self.path = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            scheme = urlsplit(url).scheme
+            raise TokenStoreError(
+                f"token_store {scheme}:// cannot be opened: {_first_line(exc)} (install the "
+                "filesystem package for it, e.g. `pip install tap-exactonline[s3]`)"
+            ) from None
+        self.lease_path = self.path + ".lease"
+        self._lease_id = ""
+        self._broke_a_lease = False
+
+    def __repr__(self) -> str:
+        return f"ObjectStoreTokenStore({self.url})"
+
+    def _fail(self, action: str, exc: Exception) -> TokenStoreError:
+        return TokenStoreError(
+            f"token_store {self.url} cannot be {action} ({type(exc).__name__}: {_first_line(exc)})"
+        )
+
+    def read(self) -> TokenSet | None:
+        try:
+            raw = self.fs.cat_file(self.path)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._fail("read", exc) from None
+        try:
+            return self.codec.load(json.loads(raw), f"token_store {self.url}")
+        except ValueError:
+            raise TokenStoreError(f"token_store {self.url} does not hold JSON") from None
+
+    def write(self, tokens: TokenSet) -> None:
+        data = json.dumps(self.codec.dump(tokens)).encode()
+        try:
+            self.fs.pipe_file(self.path, data)
+        except Exception as exc:
+            raise self._fail("written", exc) from None
+
+    def _try_lease(self) -> bool:
+        lease = {"holder": self._lease_id, "expires_at": time.time() + self.LEASE_SECONDS}
+        try:
+            with self.fs.open(self.lease_path, "xb") as handle:
+                handle.write(json.dumps(lease).encode())
+        except FileExistsError:
+            self._break_expired_lease()
+            return False
+        except Exception as exc:
+            raise self._fail("locked (exclusive create of its .lease object)", exc) from None
+        return True
+
+    def _current_lease(self) -> dict[str, Any] | None:
+        try:
+            lease = json.loads(self.fs.cat_file(self.lease_path))
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {}  # half-written by a job that died: treat as expired
+        return lease if isinstance(lease, dict) else {}
+
+    def _break_expired_lease(self) -> None:
+        lease = self._current_lease()
+        if lease is not None and float(lease.get("expires_at", 0)) < time.time():
+            LOGGER.warning("token_store %s: removing a lease left by a run that died", self.url)
+            self._broke_a_lease = True
+            with suppress(FileNotFoundError):
+                self.fs.rm_file(self.lease_path)
+
+    def _acquire(self) -> None:
+        self._lease_id = os.urandom(16).hex()
+        self._broke_a_lease = False
+        _wait_for_lock(self._try_lease, f"token_store {self.url}")
+        # Removing an expired lease cannot be made conditional on every store: a job that read
+        # the same expired lease may remove ours just after we created it, then create its own.
+        # Only after a break, wait for such a job to show itself, and queue again if it did.
+        while self._broke_a_lease:
+            time.sleep(self.LEASE_SETTLE_SECONDS)
+            lease = self._current_lease()
+            if lease is not None and lease.get("holder") == self._lease_id:
+                return
+            self._broke_a_lease = False
+            _wait_for_lock(self._try_lease, f"token_store {self.url}")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self._acquire()
+        try:
+            yield
+        finally:
+            lease = self._current_lease()
+            if lease is not None and lease.get("holder") == self._lease_id:
+                self.fs.rm_file(self.lease_path)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def token_store_problem(location: str) -> str | None:
-    """Why a `token_store` value cannot be used, if it cannot."""
+    """Why a `token_store` value cannot be used, if it cannot (checked before any request)."""
     scheme = urlsplit(location).scheme.lower().split("+")[0]
     if scheme in ("", "file", *POSTGRES_SCHEMES) or len(scheme) == 1:  # "C:\\..." on Windows
         return None
-    return (
-        f"Setting `token_store`: {scheme}:// stores are not supported yet; use a file path "
-        "(on a persistent volume) or a PostgreSQL URL."
-    )
+    import fsspec  # noqa: PLC0415
+
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except (ImportError, ValueError) as exc:
+        return (
+            f"Setting `token_store`: {scheme}:// needs its fsspec filesystem package "
+            f"({_first_line(exc)}); install it, e.g. `pip install tap-exactonline[s3]`, or use a "
+            "file path or a PostgreSQL URL."
+        )
+    return None
 
 
 def open_token_store(location: str, *, client_id: str, codec: TokenCodec) -> TokenStore:
-    """`token_store` setting -> store: a PostgreSQL URL, or a local path."""
+    """`token_store` setting -> store: a PostgreSQL URL, an fsspec URL, or a local path."""
     parts = urlsplit(location)
-    if parts.scheme.lower().split("+")[0] in POSTGRES_SCHEMES:
+    scheme = parts.scheme.lower().split("+")[0]
+    if scheme in POSTGRES_SCHEMES:
         return PostgresTokenStore(location, default_key=client_id, codec=codec)
-    return FileTokenStore(parts.path if parts.scheme.lower() == "file" else location, codec=codec)
+    if scheme == "file":
+        return FileTokenStore(parts.path, codec=codec)
+    if len(scheme) > 1:
+        return ObjectStoreTokenStore(location, codec=codec)
+    return FileTokenStore(location, codec=codec)
 
 
 class ExactAuthenticator(requests.auth.AuthBase):

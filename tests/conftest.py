@@ -6,6 +6,9 @@
 - `meltano_project` (function): a temp Meltano project (copy of meltano.yml whose tap runs this
   repo's code from the project venv) sharing those installed loaders; its own state database.
 - `run_meltano(project, *args, env=..., input=...)`: the real `meltano` CLI, with a clean env.
+- `s3_emulator` (session): moto's S3 server on 127.0.0.1; `s3_bucket` (function): a fresh
+  bucket on it, with the environment set so that s3fs (in this process and in every tap
+  subprocess) talks to the emulator and nowhere else.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -157,6 +162,52 @@ def pg_database(postgres: Postgres, request: pytest.FixtureRequest) -> Iterator[
     yield replace(postgres, database=name)
     with postgres.connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --------------------------------------------------------------------------- S3 emulator
+
+
+@pytest.fixture(scope="session")
+def s3_emulator() -> Iterator[str]:
+    """moto's S3 server (it implements conditional writes: `If-None-Match: *`)."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("moto's S3 server did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_bucket(s3_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket; fsspec's FSSPEC_S3_* variables point s3fs at the emulator."""
+    environment = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "FSSPEC_S3_ENDPOINT_URL": s3_emulator,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    import s3fs  # noqa: PLC0415
+
+    bucket = f"tokens-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(endpoint_url=s3_emulator, skip_instance_cache=True).mkdir(bucket)
+    return bucket
 
 
 # --------------------------------------------------------------------------- Meltano

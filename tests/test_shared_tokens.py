@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import s3fs
 
 from tests.conftest import Postgres
 from tests.fake_exact import FakeExact
@@ -68,11 +69,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(params=["file", "postgresql"])
+@pytest.fixture(params=["file", "postgresql", "s3"])
 def token_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """One store shared by all jobs: a local file, or a table in a real PostgreSQL."""
+    """One store shared by all jobs: a local file, a table in a real PostgreSQL, or an object
+    in an S3 emulator (through fsspec, locked by a lease object)."""
     if request.param == "file":
         return str(tmp_path / "store" / "tokens.json")
+    if request.param == "s3":
+        return f"s3://{request.getfixturevalue('s3_bucket')}/exact/tokens.json"
     db: Postgres = request.getfixturevalue("pg_database")
     return f"postgresql://{db.user}:{db.password}@{db.host}:{db.port}/{db.database}"
 
@@ -119,3 +123,20 @@ def test_a_job_killed_right_after_a_refresh_loses_nothing(token_store: str, tmp_
         fake.advance_clock(601)
         assert_all_synced(finish(start_jobs(tmp_path / "next", config, jobs=1)))
         assert fake.refresh_count == 2
+
+
+def test_a_lease_left_by_a_dead_job_expires(s3_bucket: str, s3_emulator: str, tmp_path: Path):
+    """A job killed while holding the object-store lease must not lock the others out."""
+
+    store = f"s3://{s3_bucket}/exact/tokens.json"
+    fs = s3fs.S3FileSystem(endpoint_url=s3_emulator, skip_instance_cache=True)
+    dead = {"holder": "a-job-that-died", "expires_at": time.time() - 1}
+    fs.pipe_file(f"{s3_bucket}/exact/tokens.json.lease", json.dumps(dead).encode())
+    with FakeExact(divisions=(1001,), rows={"transaction_lines": ROWS}) as fake:
+        [(returncode, stdout, stderr)] = finish(
+            start_jobs(tmp_path, fake_config(fake, token_store=store), jobs=1)
+        )
+        assert_all_synced([(returncode, stdout, stderr)])
+        assert "removing a lease left by a run that died" in stderr
+        assert not fs.exists(f"{s3_bucket}/exact/tokens.json.lease")  # released after use
+        assert json.loads(fs.cat_file(f"{s3_bucket}/exact/tokens.json"))["refresh_token"]

@@ -221,7 +221,7 @@ def test_bad_settings_fail_before_any_request(fake: FakeExact, tmp_path: Path):
         ({"region": "xx"}, "region"),
         ({"divisions": ["abc"]}, "divisions"),
         ({"client_id": None}, "client_id"),
-        ({"token_store": "s3://bucket/tokens.json"}, "token_store"),
+        ({"token_store": "gs://bucket/tokens.json"}, "token_store"),  # gcsfs not installed
         ({"token_encryption_key": "not-a-fernet-key"}, "token_encryption_key"),
     ):
         config = tap_config(fake) | bad
