@@ -56,6 +56,9 @@ KEY_OVERRIDES = {
 }
 
 # Read functions that need parameters taken from a parent stream's records.
+# sync/Deleted entity names that differ from the entity serving those rows today.
+DELETED_ENTITY_ALIASES = {"ItemPrices": "SalesItemPrices"}
+
 CHILDREN = {
     "ItemExtraField": {
         "parent": "items",
@@ -225,12 +228,27 @@ def build(source: dict) -> dict:
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise SystemExit(f"stream names collide: {sorted(duplicates)}")
+    _mark_deletion_targets(streams, source["deleted_entity_types"])
     return {
         "generated_from": "shared/exact-api/endpoints.json",
         "deleted_entity_types": {int(k): v for k, v in source["deleted_entity_types"].items()},
         "streams": sorted(streams, key=lambda s: s["name"]),
         "excluded": sorted(excluded, key=lambda s: s["name"]),
     }
+
+
+def _mark_deletion_targets(streams: list[dict], codes: dict[str, str]) -> None:
+    """`sync/Deleted` names a deleted row's entity by a code and its key by `EntityKey`: mark
+    the stream each code's tombstones go to (its sync stream where there is one)."""
+    by_entity: dict[str, list[dict]] = defaultdict(list)
+    for stream in streams:
+        if stream.get("child_of") is None and len(stream["keys"]) == 1:
+            by_entity[stream["entity"]].append(stream)
+    for code, entity in sorted(codes.items(), key=lambda item: int(item[0])):
+        candidates = by_entity.get(DELETED_ENTITY_ALIASES.get(entity, entity), [])
+        candidates.sort(key=lambda s: (s["api"] != "sync", s["name"]))
+        if candidates:
+            candidates[0]["deleted_entity_type"] = int(code)
 
 
 def _child_of(entity: str, path: str, chosen: dict) -> dict | None:

@@ -30,6 +30,10 @@ EDM_TYPES: dict[str, type[th.JSONTypeHelper[Any]]] = {
 }
 
 
+# Singer's soft-delete column: when Exact deleted the row (null while it exists).
+SOFT_DELETE_COLUMN = "_sdc_deleted_at"
+
+
 @dataclass(frozen=True)
 class ChildSpec:
     """A read function called once per parent row, with parameters from that row."""
@@ -56,6 +60,9 @@ class EntitySpec:
     select_star_refused: bool
     child_of: ChildSpec | None = None
     alternatives: dict[str, str] = field(default_factory=dict)
+    # The `EntityType` code sync/Deleted uses for this entity: its deletions become tombstones
+    # in this stream.
+    deleted_entity_type: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EntitySpec:
@@ -74,6 +81,7 @@ class EntitySpec:
             select_star_refused=data["select_star_refused"],
             child_of=ChildSpec(**child) if child else None,
             alternatives=dict(data.get("alternatives") or {}),
+            deleted_entity_type=data.get("deleted_entity_type"),
         )
 
     @property
@@ -105,6 +113,8 @@ class EntitySpec:
             )
         if plan.division_column not in plan.column_for.values():
             properties.append(th.Property(plan.division_column, th.IntegerType, required=True))
+        if self.deleted_entity_type is not None:
+            properties.append(th.Property(SOFT_DELETE_COLUMN, th.DateTimeType, nullable=True))
         return th.PropertiesList(*properties).to_dict()
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
 import requests
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers.types import Context
+from singer_sdk.singerlib import RecordMessage, SchemaMessage
 from typing_extensions import override
 
-from tap_exactonline.catalog import EntitySpec
+from tap_exactonline.catalog import SOFT_DELETE_COLUMN, EntitySpec
 from tap_exactonline.client import ExactStream, odata_rows
 from tap_exactonline.odata import odata_datetime_literal, parse_int64
 
 FIRST_SYNC_TIMESTAMP = 1
+DELETED_PATH = "sync/Deleted"
+TOMBSTONE_SOURCE_FIELDS = ("EntityKey", "EntityType", "DeletedDate")
 EARLIEST_MODIFIED = "1900-01-01T00:00:00"
 
 
@@ -160,6 +165,98 @@ class ChildReadStream(ODataStream):
         return record
 
 
+class DeletedStream(SyncStream):
+    """`sync/Deleted`, Exact's deletion log: the raw `deleted` stream, and the source of the
+    tombstones that mark deleted rows in the streams of their entities.
+
+    One read per division serves every entity (1,000 deletions a call). It runs when the raw
+    stream or any stream whose deletions it carries is selected, and last of all streams, so
+    tombstones follow the rows they mark. A tombstone is sent under a SCHEMA of only the key and
+    `_sdc_deleted_at`: an upserting target (target-postgres) then updates only those columns and
+    keeps the row's other values.
+    """
+
+    def __init__(self, tap: Tap) -> None:
+        super().__init__(tap)
+        self._tombstone_schema_sent: set[str] = set()
+        self.tombstones: Counter[str] = Counter()
+
+    @property
+    def raw_selected(self) -> bool:
+        return bool(Stream.selected.fget(self))  # type: ignore[attr-defined]
+
+    @property
+    @override
+    def selected(self) -> bool:
+        return self.raw_selected or bool(self.targets)
+
+    @selected.setter
+    def selected(self, value: bool | None) -> None:
+        Stream.selected.fset(self, value)  # type: ignore[attr-defined]
+
+    @cached_property
+    def targets(self) -> dict[int, ExactStream]:
+        """Entity type code -> the selected stream its deletions go to (others are skipped)."""
+        return {
+            stream.spec.deleted_entity_type: stream
+            for stream in self._tap.streams.values()
+            if isinstance(stream, ExactStream)
+            and stream.spec.deleted_entity_type is not None
+            and stream.selected
+        }
+
+    @cached_property
+    @override
+    def selected_fields(self) -> list[str]:
+        # Tombstones need these even when the raw stream's columns are not selected.
+        return list(dict.fromkeys([*super().selected_fields, *TOMBSTONE_SOURCE_FIELDS]))
+
+    @override
+    def _write_schema_message(self) -> None:
+        if self.raw_selected:
+            super()._write_schema_message()
+
+    @override
+    def _write_record_message(self, record: dict) -> None:
+        self._write_tombstone(record)
+        if self.raw_selected:
+            super()._write_record_message(record)
+
+    def _write_tombstone(self, record: dict) -> None:
+        column = self.plan.column_for
+        target = self.targets.get(record.get(column["EntityType"]))  # type: ignore[arg-type]
+        entity_key = record.get(column["EntityKey"])
+        if target is None or entity_key is None:
+            return
+        division_column, key_column = target.primary_keys
+        if target.name not in self._tombstone_schema_sent:
+            properties = target.schema["properties"]
+            columns = [*target.primary_keys, SOFT_DELETE_COLUMN]
+            self._tap.write_message(
+                SchemaMessage(
+                    stream=target.name,
+                    schema={
+                        "type": "object",
+                        "properties": {name: properties[name] for name in columns},
+                        "required": list(target.primary_keys),
+                    },
+                    key_properties=list(target.primary_keys),
+                )
+            )
+            self._tombstone_schema_sent.add(target.name)
+        tombstone = {
+            division_column: record[self.plan.division_column],
+            key_column: entity_key,
+            SOFT_DELETE_COLUMN: record.get(column["DeletedDate"]),
+        }
+        self._tap.write_message(
+            RecordMessage(
+                stream=target.name, record=tombstone, time_extracted=datetime.now(timezone.utc)
+            )
+        )
+        self.tombstones[target.name] += 1
+
+
 STREAM_KINDS: dict[str, type[ExactStream]] = {
     "sync": SyncStream,
     "bulk": ODataStream,
@@ -174,13 +271,16 @@ STREAM_KINDS: dict[str, type[ExactStream]] = {
 def stream_classes(specs: Iterable[EntitySpec]) -> list[type[ExactStream]]:
     """A class per entity (the SDK links child streams to parents by class)."""
     classes: dict[str, type[ExactStream]] = {}
-    specs = sorted(specs, key=lambda spec: spec.child_of is not None)  # parents first
+    # Parents before children; the deletion log after every stream whose rows it marks.
+    specs = sorted(specs, key=lambda spec: (spec.path == DELETED_PATH, spec.child_of is not None))
     for spec in specs:
         attributes: dict[str, Any] = {"spec": spec, "__module__": __name__}
         base = STREAM_KINDS[spec.api]
         if spec.child_of is not None:
             base = ChildReadStream
             attributes["parent_stream_type"] = classes[spec.child_of.parent]
+        elif spec.path == DELETED_PATH:
+            base = DeletedStream
         class_name = "".join(part.title() for part in spec.name.split("_")) + "Stream"
         classes[spec.name] = type(class_name, (base,), attributes)
     return list(classes.values())

@@ -30,7 +30,7 @@ from tap_exactonline.auth import (
 )
 from tap_exactonline.catalog import stream_specs
 from tap_exactonline.client import RUN_ENDING_ERRORS, ExactHttp, RateLimiter, odata_rows
-from tap_exactonline.streams import stream_classes
+from tap_exactonline.streams import DeletedStream, stream_classes
 
 REGIONS = {
     "nl": "https://start.exactonline.nl",
@@ -212,6 +212,11 @@ class TapExactOnline(Tap):
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
+
+    @override
+    def load_streams(self) -> list[Stream]:
+        # The SDK syncs streams by name; the deletion log goes last, after the rows it marks.
+        return sorted(super().load_streams(), key=lambda stream: isinstance(stream, DeletedStream))
 
     @override
     def discover_streams(self) -> list[Stream]:

@@ -24,8 +24,15 @@ from tests.tap_runner import TapRun, fake_config, run_tap
 
 DIVISION = 1001
 CATALOG = load_catalog()
-# One row more than a page, so every stream that pages needs exactly two pages.
-ROWS = {name: spec.page_size + 1 for name, spec in CATALOG.items()} | {"me": 1}
+# Streams whose deletions sync/Deleted reports: DELETE_EACH rows of each are deleted before the
+# run, enough for the deletion log to need two pages too.
+TRACKED = {name for name, spec in CATALOG.items() if spec.deleted_entity_type is not None}
+DELETE_EACH = 20
+# One row more than a page (after the deletions), so every stream that pages needs two pages.
+ROWS = {
+    name: spec.page_size + 1 + (DELETE_EACH if name in TRACKED else 0)
+    for name, spec in CATALOG.items()
+} | {"me": 1}
 # Read functions fed per parent row that run only when selected by name (one call per parent).
 ON_REQUEST = {name for name, spec in CATALOG.items() if spec.child_of and spec.child_of.on_request}
 PARENTS = {CATALOG[name].child_of.parent for name in ON_REQUEST}  # type: ignore[union-attr]
@@ -45,6 +52,8 @@ def everything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sync]:
     with FakeExact(
         divisions=(DIVISION,), rows=ROWS, minutely_limit=10**6, daily_limit=10**6
     ) as fake:
+        for name in sorted(TRACKED):
+            fake.delete(name, DIVISION, DELETE_EACH)
         run = run_tap(tmp_path_factory.mktemp("everything"), _config(fake), timeout=900)
         assert run.returncode == 0, run.stderr[-3000:]
         yield fake, run
@@ -113,7 +122,16 @@ def record_key(spec: EntitySpec, record: dict[str, Any]) -> tuple:
 def test_stream_arrives_whole_and_typed(sync_of: Callable[[str], Sync], name: str):
     fake, run = sync_of(name)
     spec = CATALOG[name]
-    records = run.records(name)
+    records = [r for r in run.records(name) if r.get("_sdc_deleted_at") is None]
+    # Rows deleted before the run arrive only as tombstones: key, division, deletion time.
+    tombstones = [r for r in run.records(name) if r.get("_sdc_deleted_at") is not None]
+    deleted = {
+        (str(entry["EntityKey"]).lower(),)
+        for entry in fake.deletions
+        if entry["stream"] == name and entry["division"] == DIVISION
+    }
+    assert {record_key(spec, r) for r in tombstones} == deleted
+    assert all(r["division"] == DIVISION for r in tombstones)
     schema = next(
         m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == name
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,13 @@ STREAMS = {
 SCHEMA = "exactonline"
 
 
-def configure(project: Path, fake: FakeExact, **extra: Any) -> None:
+def configure(
+    project: Path, fake: FakeExact, streams: Iterable[str] = STREAMS, **extra: Any
+) -> None:
     meltano_yml = project / "meltano.yml"
     definition = yaml.safe_load(meltano_yml.read_text())
     tap = next(p for p in definition["plugins"]["extractors"] if p["name"] == "tap-exactonline")
-    tap["select"] = [f"{stream}.*" for stream in STREAMS]
+    tap["select"] = [f"{stream}.*" for stream in streams]
     meltano_yml.write_text(yaml.safe_dump(definition, sort_keys=False))
     set_plugin_config(
         project,
@@ -148,3 +151,46 @@ def test_pipeline_into_postgres(meltano_project: Path, pg_database: Postgres, tm
         for secret in fake.issued_secrets():
             for output in outputs:
                 assert secret not in output
+
+
+def snapshot(database: Postgres, table: str) -> dict[tuple[int, str], dict[str, Any]]:
+    """Every row of a table, by (division, id), all columns."""
+    with database.connect() as connection:
+        cursor = connection.execute(f'SELECT * FROM {SCHEMA}."{table}"')
+        names = [column.name for column in cursor.description or []]
+        return {
+            (row["division"], str(row["id"])): row
+            for row in map(dict, (zip(names, r, strict=True) for r in cursor.fetchall()))
+        }
+
+
+def test_deletions_mark_rows_and_keep_their_values(meltano_project: Path, pg_database: Postgres):
+    streams = {"accounts": 50, "transaction_lines": 1200}
+    with FakeExact(divisions=DIVISIONS, rows=streams) as fake:
+        configure(meltano_project, fake, streams=streams)
+        meltano_run(meltano_project, pg_database)
+        before = {table: snapshot(pg_database, table) for table in streams}
+        assert all(row["_sdc_deleted_at"] is None for row in before["accounts"].values())
+
+        gone = {(1001, str(key)) for key in fake.delete("accounts", 1001, 3)}
+        gone_lines = {(1002, str(key)) for key in fake.delete("transaction_lines", 1002, 2)}
+        meltano_run(meltano_project, pg_database)
+        after = {table: snapshot(pg_database, table) for table in streams}
+        for table, deleted in (("accounts", gone), ("transaction_lines", gone_lines)):
+            assert after[table].keys() == before[table].keys()  # soft delete: rows stay
+            for key, row in after[table].items():
+                if key in deleted:
+                    assert row["_sdc_deleted_at"] is not None, (table, key)
+                else:
+                    assert row["_sdc_deleted_at"] is None, (table, key)
+                # Exact's values are untouched, the deleted rows' included.
+                exact_columns = {c for c in row if not c.startswith("_sdc_")}
+                assert {c: row[c] for c in exact_columns} == {
+                    c: before[table][key][c] for c in exact_columns
+                }, (table, key)
+        deleted_at = {after["accounts"][key]["_sdc_deleted_at"] for key in gone}
+        assert len(deleted_at) == 1  # Exact's DeletedDate, not the load time
+
+        # The same run again: no new deletions, no new rows, nothing changes.
+        meltano_run(meltano_project, pg_database)
+        assert {table: snapshot(pg_database, table) for table in streams} == after

@@ -21,6 +21,10 @@ FAKE = FakeExact(
     daily_limit=1_000_000,
 ).start()
 atexit.register(FAKE.stop)
+# Something in the deletion log, so `deleted` has records and tombstones reach their streams.
+for _division in (1001, 1002):
+    FAKE.delete("accounts", _division, 2)
+    FAKE.delete("transaction_lines", _division, 1)
 # The harness creates several taps from one config; like parallel jobs on one Exact login they
 # must share their tokens, or the second would refresh within 570 s and be refused.
 _TOKENS = Path(tempfile.mkdtemp(prefix="tap-exactonline-sdk-tests-")) / "tokens.json"

@@ -58,6 +58,8 @@ _WORDS = (
 _COUNTRIES = ("NL ", "BE ", "DE ", "GB ", "FR ")
 _CURRENCIES = ("EUR", "USD", "GBP")
 
+DELETED_PATH = "sync/Deleted"
+
 
 @dataclass(frozen=True, eq=False)
 class StreamSpec:
@@ -80,6 +82,7 @@ class StreamSpec:
     select_star_refused: bool
     number: int
     child_of: Mapping[str, Any] | None
+    deleted_entity_type: int | None = None
 
     @property
     def is_sync(self) -> bool:
@@ -101,6 +104,7 @@ def _spec(number: int, entry: Mapping[str, Any]) -> StreamSpec:
         select_star_refused=bool(entry["select_star_refused"]),
         number=number,
         child_of=entry.get("child_of"),
+        deleted_entity_type=entry.get("deleted_entity_type"),
     )
 
 
@@ -614,6 +618,7 @@ class Dataset:
         self._ts_start = TS_BASE + (largest + 1) * TS_STRIDE
         self._next_ts: dict[int, int] = {}
         self.deletions: list[dict[str, object]] = []
+        self.deletion_log_kept_from_ms = 0
 
     def spec(self, name: str) -> StreamSpec:
         spec = self.specs.get(name)
@@ -622,6 +627,8 @@ class Dataset:
         return spec
 
     def rows_for(self, spec: StreamSpec) -> int:
+        if spec.path == DELETED_PATH:
+            return 0  # the deletion log holds only what tests delete
         if spec.name == "me" or set(spec.keys) <= {"Division"}:
             return 1  # one row per division (settings)
         if spec.name in self._rows:
@@ -682,20 +689,42 @@ class Dataset:
         return keys
 
     def _deletion(self, table: Table, key: object, now_ms: int) -> dict[str, object]:
+        """An entry of the division's deletion log, as sync/Deleted serves it (plus `stream`)."""
         ts = self.new_timestamp(table.division)
         digest = hashlib.md5(f"{self.seed}|deleted|{table.division}|{ts}".encode()).hexdigest()
         return {
             "stream": table.spec.name,
             "division": table.division,
-            "EntityKey": key,
-            "EntityType": self.entity_types.get(table.spec.entity),
+            "DeletedBy": str(uuid.UUID(hashlib.md5(digest.encode()).hexdigest())),
             "DeletedDate": odata_date(now_ms),
-            "Timestamp": ts,
+            "Division": table.division,
+            "EntityKey": key,
+            "EntityType": table.spec.deleted_entity_type
+            or self.entity_types.get(table.spec.entity),
             "ID": str(uuid.UUID(digest)),
+            # Int64 is a JSON string (mostly; see Table.dynamic_values)
+            "Timestamp": ts if ts % 7 == 0 else str(ts),
         }
+
+    def deletion_log(self, division: int, after: int) -> list[dict[str, object]]:
+        """sync/Deleted: the division's deletions with Timestamp > after, oldest first, kept
+        for two months as on Exact (`keep_from_ms` drops older entries)."""
+        return sorted(
+            (
+                entry
+                for entry in self.deletions
+                if entry["division"] == division
+                and int(str(entry["Timestamp"])) > after
+                and _ms_of(str(entry["DeletedDate"])) >= self.deletion_log_kept_from_ms
+            ),
+            key=lambda entry: int(str(entry["Timestamp"])),
+        )
 
     def expected_rows(self, name: str, division: int) -> Iterator[dict[str, object]]:
         spec = self.spec(name)
+        if spec.path == DELETED_PATH:
+            log = self.deletion_log(division, 0)
+            return ({field: entry[field] for field in spec.fields} for entry in log)
         if spec.child_of is not None:
             return self.child_table(spec, division).expected_rows()
         table = self.table(spec, division)
@@ -703,9 +732,15 @@ class Dataset:
 
     def row_count(self, name: str, division: int) -> int:
         spec = self.spec(name)
+        if spec.path == DELETED_PATH:
+            return len(self.deletion_log(division, 0))
         if spec.child_of is not None:
             return self.child_table(spec, division).count()
         return self.table(spec, division).count()
+
+
+def _ms_of(odata: str) -> int:
+    return int(odata[len("/Date(") : -len(")/")])
 
 
 def _key_of(table: Table, index: int) -> object:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from tests.fake_exact.auth import TokenAuthority, TokenReply
 from tests.fake_exact.data import (
     CATALOG_PATH,
+    DELETED_PATH,
     Dataset,
     StreamSpec,
     Table,
@@ -498,6 +499,8 @@ class FakeExact:
             check_mandatory_filter(query, required)
         if spec.child_of is not None:
             return self._child_page(spec, division, route, query)
+        if spec.path == DELETED_PATH:
+            return self._deleted_page(spec, division, query, path)
         select = parse_select(spec, query)
         top = parse_top(query)
         limit = spec.page_size if top is None else min(top, spec.page_size)
@@ -545,6 +548,23 @@ class FakeExact:
             meta = f'{{"__metadata":{{"uri":"{uri_base}({key})","type":"{type_name}"}}'
             results.append(",".join([meta, *(field_json(n, row[n]) for n in select)]) + "}")
         return ('{"d":{"results":[' + ",".join(results) + "]}}").encode()
+
+    def _deleted_page(self, spec: StreamSpec, division: int, query: Query, path: str) -> bytes:
+        """sync/Deleted from the deletion log that `delete` writes."""
+        select = parse_select(spec, query)
+        after = parse_sync_filter(query) or 0
+        token = query.params.get("$skiptoken")
+        if token:
+            after = max(after, parse_int_token(token))
+        log = self.data.deletion_log(division, after)
+        page = log[: spec.page_size]
+        rows = ["{" + ",".join(field_json(n, entry[n]) for n in select) + "}" for entry in page]
+        tail = ""
+        if len(log) > spec.page_size:
+            last = int(str(page[-1]["Timestamp"]))
+            next_url = f"{self.base_url}{path}?{query.next_query(f'{last}L')}"
+            tail = ',"__next":' + json.dumps(next_url)
+        return ('{"d":{"results":[' + ",".join(rows) + "]" + tail + "}}").encode()
 
 
 def _key_part(spec: StreamSpec, name: str, value: object) -> str:

@@ -1,0 +1,88 @@
+"""Deletions from sync/Deleted land as tombstones in the streams of their entities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fake_exact import FakeExact
+from tests.tap_runner import TapRun, fake_config, run_tap
+
+DIVISIONS = (1001, 1002)
+DELETED = "/sync/Deleted"
+
+
+def deleted_calls(fake: FakeExact) -> list[tuple[str, str, str, int]]:
+    return [call for call in fake.calls if call[1].endswith(DELETED)]
+
+
+def tombstones(run: TapRun, stream: str) -> list[dict]:
+    return [r for r in run.records(stream) if r.get("_sdc_deleted_at")]
+
+
+def schemas(run: TapRun, stream: str) -> list[dict]:
+    return [m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == stream]
+
+
+def test_deletions_become_tombstones_in_their_streams(tmp_path: Path):
+    with FakeExact(divisions=DIVISIONS, rows={"accounts": 40, "contacts": 30}) as fake:
+        config = fake_config(fake, divisions=list(DIVISIONS))
+        first = run_tap(tmp_path / "1", config, streams={"accounts", "contacts"})
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert not tombstones(first, "accounts")
+        # The deletion log is read once per division, though `deleted` itself is not selected.
+        assert len(deleted_calls(fake)) == len(DIVISIONS)
+
+        gone_1001 = fake.delete("accounts", 1001, 3)
+        gone_1002 = fake.delete("contacts", 1002, 2)
+        calls_before = len(fake.calls)
+        second = run_tap(
+            tmp_path / "2", config, streams={"accounts", "contacts"}, state=first.final_state
+        )
+        assert second.returncode == 0, second.stderr[-3000:]
+        marked = tombstones(second, "accounts")
+        assert {(r["division"], r["id"]) for r in marked} == {(1001, key) for key in gone_1001}
+        assert all(set(r) == {"division", "id", "_sdc_deleted_at"} for r in marked)
+        marked_contacts = tombstones(second, "contacts")
+        assert {(r["division"], r["id"]) for r in marked_contacts} == {
+            (1002, key) for key in gone_1002
+        }
+        # Tombstones travel under a SCHEMA of only the key and _sdc_deleted_at, after the rows.
+        narrow = schemas(second, "accounts")[-1]
+        assert set(narrow["schema"]["properties"]) == {"division", "id", "_sdc_deleted_at"}
+        assert narrow["key_properties"] == ["division", "id"]
+        full = schemas(second, "accounts")[0]
+        assert "_sdc_deleted_at" in full["schema"]["properties"]
+        assert "deleted" not in second.record_counts()  # the raw stream was not selected
+        assert len(deleted_calls(fake)[-2:]) == 2 == len(fake.calls[calls_before:]) - 4
+
+        third = run_tap(
+            tmp_path / "3", config, streams={"accounts", "contacts"}, state=second.final_state
+        )
+        assert third.returncode == 0, third.stderr[-3000:]
+        assert not tombstones(third, "accounts") and not tombstones(third, "contacts")
+
+
+def test_unselected_entities_cost_nothing(tmp_path: Path):
+    with FakeExact(divisions=(1001,), rows={"accounts": 20, "journals": 5}) as fake:
+        fake.delete("accounts", 1001, 2)
+        config = fake_config(fake, token_store=str(tmp_path / "tokens.json"))
+        # `journals` has no deletion log entries of its own: no call to sync/Deleted at all.
+        run = run_tap(tmp_path / "journals", config, streams={"journals"})
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert deleted_calls(fake) == []
+        # `contacts` has, so the log is read, but accounts' deletions are not sent anywhere.
+        run = run_tap(tmp_path / "contacts", config, streams={"contacts"})
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert len(deleted_calls(fake)) == 1
+        assert set(run.record_counts()) == {"contacts"}
+        assert not schemas(run, "accounts")
+
+
+def test_the_raw_deleted_stream_keeps_every_entry(tmp_path: Path):
+    with FakeExact(divisions=(1001,), rows={"accounts": 20, "items": 20}) as fake:
+        gone = fake.delete("accounts", 1001, 2) + fake.delete("items", 1001, 1)
+        run = run_tap(tmp_path, fake_config(fake), streams={"deleted"})
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert {r["entity_key"] for r in run.records("deleted")} == set(gone)
+        assert {r["entity_type"] for r in run.records("deleted")} == {2, 9}
+        assert set(run.record_counts()) == {"deleted"}  # no tombstones: nothing else selected
