@@ -39,7 +39,7 @@ _PAYLOAD_ATTRIBUTE = "_exact_payload"
 _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
 # OData punctuation stays readable in the query; spaces become %20 (not "+").
-_ODATA_SAFE = "$,'():"
+ODATA_SAFE = "$,'():"
 
 
 class ExactAPIError(FatalAPIError):
@@ -48,7 +48,12 @@ class ExactAPIError(FatalAPIError):
 
 class EntityRefusedError(ExactAPIError):
     """Exact will not serve this entity in this division as asked: a mandatory `$filter`, a
-    refused `$select`, no rights to the module, an endpoint this country's product lacks."""
+    refused `$select`, no rights to the module, an endpoint this country's product lacks (or,
+    for a 403, no access to the division at all: `division_forbidden` tells which)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class UnauthorizedError(ExactAPIError):
@@ -249,7 +254,7 @@ class ExactHttp:
         if status in TRANSIENT_STATUSES or status > 500:
             raise RetriableAPIError(f"{what}: HTTP {status}: {self._text(response)}", response)
         if status in REFUSING_STATUSES:
-            raise EntityRefusedError(f"{what}: HTTP {status}: {self._text(response)}")
+            raise EntityRefusedError(f"{what}: HTTP {status}: {self._text(response)}", status)
         if status >= 400:
             raise ExactAPIError(f"{what}: HTTP {status}: {self._text(response)}")
         try:
@@ -372,6 +377,10 @@ class ExactTapContext(Protocol):
 
     def explicitly_selected(self, stream: str) -> bool: ...
 
+    def division_forbidden(self, division: int | None, error: EntityRefusedError) -> bool: ...
+
+    def get(self, url: str) -> requests.Response: ...
+
 
 # Failures that no retry will fix: end the run with one line instead of a traceback.
 RUN_ENDING_ERRORS = (AuthorizationRequiredError, TokenRefreshError, FatalAPIError)
@@ -478,7 +487,7 @@ class ExactStream(RESTStream[ParseResult]):
         url = self.get_url(page.stream_context)
         params = self.query_params(page.stream_context)
         if params:
-            url += "?" + "&".join(f"{k}={quote(v, safe=_ODATA_SAFE)}" for k, v in params.items())
+            url += "?" + "&".join(f"{k}={quote(v, safe=ODATA_SAFE)}" for k, v in params.items())
         return HTTPRequest(url=url, headers=self.http_headers)
 
     @override
@@ -525,7 +534,8 @@ class ExactStream(RESTStream[ParseResult]):
         except DailyBudgetSpentError:
             self._stopped_short = True
         except EntityRefusedError as error:
-            self.exact.report_refused(self.name, division, error)
+            if not self.exact.division_forbidden(division, error):
+                self.exact.report_refused(self.name, division, error)
             self._stopped_short = True
         except RUN_ENDING_ERRORS as error:
             self.exact.stop_with_error(error)

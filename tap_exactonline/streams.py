@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from singer_sdk import Stream, Tap
@@ -15,11 +16,43 @@ from singer_sdk.singerlib import RecordMessage, SchemaMessage
 from typing_extensions import override
 
 from tap_exactonline.catalog import SOFT_DELETE_COLUMN, EntitySpec
-from tap_exactonline.client import ExactStream, odata_rows
+from tap_exactonline.client import ODATA_SAFE, ExactStream, odata_rows
 from tap_exactonline.odata import odata_datetime_literal, parse_int64
 
 FIRST_SYNC_TIMESTAMP = 1
 DELETED_PATH = "sync/Deleted"
+SYNC_TIMESTAMP_PATH = "read/sync/Sync/SyncTimestamp"
+# Above any Timestamp: asks for nothing (SyncTimestamp found no row since start_date).
+NO_ROWS_TIMESTAMP = 2**63 - 1
+# The entities SyncTimestamp serves (Exact's reference page for read/sync/Sync/SyncTimestamp).
+SYNC_TIMESTAMP_ENTITIES = frozenset(
+    {
+        "BillOfMaterialMaterials",
+        "BillOfMaterialVersions",
+        "GoodsDeliveries",
+        "GoodsDeliveryLines",
+        "ItemStorageLocations",
+        "MaterialIssues",
+        "ProjectPlanning",
+        "ProjectWBS",
+        "Projects",
+        "PurchaseOrders",
+        "QuotationHeaders",
+        "QuotationLines",
+        "SalesInvoices",
+        "SalesOrderHeaders",
+        "SalesOrderLines",
+        "ShopOrderMaterialPlans",
+        "ShopOrderPurchasePlanning",
+        "ShopOrderRoutingStepPlans",
+        "ShopOrderSubOrders",
+        "ShopOrders",
+        "SubscriptionLines",
+        "Subscriptions",
+        "TimeCostTransactions",
+        "TransactionLines",
+    }
+)
 TOMBSTONE_SOURCE_FIELDS = ("EntityKey", "EntityType", "DeletedDate")
 EARLIEST_MODIFIED = "1900-01-01T00:00:00"
 
@@ -41,10 +74,48 @@ class SyncStream(ExactStream):
         self.replication_key = self.plan.column_for["Timestamp"]
 
     def starting_timestamp(self, context: Context | None) -> int:
-        # With a start_date in config the SDK offers that date string here; a Timestamp is
-        # a row version, not a date, so anything that is not an integer means "from the start".
+        # Without a bookmark the SDK offers start_date here; a Timestamp is a row version, not a
+        # date, so Exact's SyncTimestamp translates it where it can.
         value = parse_int64(self.get_starting_replication_key_value(context))
-        return value if isinstance(value, int) and value > FIRST_SYNC_TIMESTAMP else 0
+        if isinstance(value, int) and value > FIRST_SYNC_TIMESTAMP:
+            return value
+        start_date = self.config.get("start_date")
+        if start_date and context and "division" in context:
+            return self._timestamp_at(str(start_date), int(context["division"]))
+        return 0
+
+    def _timestamp_at(self, start_date: str, division: int) -> int:
+        """The Timestamp just below the first row modified at or after start_date (one call per
+        entity and division), or 0 (from the start) for entities SyncTimestamp does not serve."""
+        entity = self.spec.entity
+        if entity not in SYNC_TIMESTAMP_ENTITIES:
+            self.logger.info(
+                "start_date: Exact's SyncTimestamp does not serve %s; reading %s from the start.",
+                entity,
+                self.describe(division),
+            )
+            return 0
+        url = (
+            f"{self.url_base}/{division}/{SYNC_TIMESTAMP_PATH}"
+            f"?modified={quote(odata_datetime_literal(start_date), safe=ODATA_SAFE)}"
+            f"&endPoint=%27{entity}%27"
+        )
+        rows = list(odata_rows(self.exact.get(url)))
+        first = parse_int64(rows[0].get("TimeStampAsBigInt")) if rows else None
+        if not isinstance(first, int):
+            self.logger.info(
+                "start_date: nothing in %s was modified since %s.",
+                self.describe(division),
+                start_date,
+            )
+            return NO_ROWS_TIMESTAMP
+        self.logger.info(
+            "start_date %s: reading %s from Timestamp %d (Exact's SyncTimestamp).",
+            start_date,
+            self.describe(division),
+            first,
+        )
+        return max(first - 1, FIRST_SYNC_TIMESTAMP)
 
     @override
     def query_params(self, context: Context | None) -> dict[str, str]:

@@ -6,6 +6,7 @@ import json
 import time
 from datetime import datetime, timezone
 from functools import cached_property
+from http import HTTPStatus
 from typing import IO, Any, NoReturn, cast
 
 import click
@@ -29,8 +30,17 @@ from tap_exactonline.auth import (
     token_store_problem,
 )
 from tap_exactonline.catalog import stream_specs
-from tap_exactonline.client import RUN_ENDING_ERRORS, ExactHttp, RateLimiter, odata_rows
-from tap_exactonline.streams import DeletedStream, stream_classes
+from tap_exactonline.client import (
+    RUN_ENDING_ERRORS,
+    EntityRefusedError,
+    ExactHttp,
+    RateLimiter,
+    division_of,
+    odata_rows,
+    payload_of,
+)
+from tap_exactonline.odata import parse_odata_datetime
+from tap_exactonline.streams import DeletedStream, SyncStream, stream_classes
 
 REGIONS = {
     "nl": "https://start.exactonline.nl",
@@ -41,6 +51,36 @@ REGIONS = {
     "es": "https://start.exactonline.es",
     "fr": "https://start.exactonline.fr",
 }
+
+
+DIVISION_MOVES_STATE_KEY = "exactonline_division_moves"
+DIVISION_CHOICES = ("all", "current")
+
+
+def parse_divisions(value: object) -> list[int] | str:
+    """The `divisions` setting: a list of codes, or `all`/`current` (also as Meltano passes a
+    list set on the command line: a JSON string, or codes separated by commas)."""
+    if value is None or value in ("", []):
+        return "current"
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in DIVISION_CHOICES:
+            return text.lower()
+        try:
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        except ValueError:
+            value = None
+    items = value if isinstance(value, list) else [value]
+    try:
+        codes = [int(str(item).strip()) for item in items]
+    except ValueError:
+        codes = []
+    if not codes or any(code <= 0 for code in codes) or any(isinstance(i, bool) for i in items):
+        raise ValueError(
+            f"Setting `divisions` must be a list of division codes, `all` or `current` (got "
+            f"{value!r})."
+        )
+    return list(dict.fromkeys(codes))
 
 
 # Exact revokes a refresh token unused for 30 days; warn well before.
@@ -88,9 +128,10 @@ class TapExactOnline(Tap):
         ),
         th.Property(
             "divisions",
-            th.ArrayType(th.IntegerType),
-            description="Division (administration) codes to read. Default: the user's current "
-            "division from current/Me.",
+            th.CustomType({"type": ["array", "string"], "items": {"type": "integer"}}),
+            description="Divisions (administrations) to read: a list of division codes, `all` "
+            "(every division system/Divisions lists for the user) or `current` (the user's "
+            "current division, the default).",
         ),
         th.Property(
             "start_date",
@@ -163,6 +204,8 @@ class TapExactOnline(Tap):
         self.token_source = "nowhere yet"
         # (stream, division) pairs Exact refused: reported once, summed up at the end.
         self.refused: set[tuple[str, int | None]] = set()
+        # Divisions Exact answered 403 for, checked once: skipped for every stream.
+        self._division_access: dict[int, bool] = {}
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -197,6 +240,10 @@ class TapExactOnline(Tap):
             value = self.config.get(setting)
             if isinstance(value, int) and value < 0:
                 errors.append(f"Setting `{setting}` must not be negative (got {value}).")
+        try:
+            parse_divisions(self.config.get("divisions"))
+        except ValueError as exc:
+            errors.append(str(exc))
         store = self.config.get("token_store")
         if store and (problem := token_store_problem(str(store))):
             errors.append(problem)
@@ -213,10 +260,16 @@ class TapExactOnline(Tap):
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
 
+    @property
     @override
-    def load_streams(self) -> list[Stream]:
+    def streams(self) -> dict[str, Stream]:
+        streams = super().streams
         # The SDK syncs streams by name; the deletion log goes last, after the rows it marks.
-        return sorted(super().load_streams(), key=lambda stream: isinstance(stream, DeletedStream))
+        if streams and not isinstance(next(reversed(streams.values())), DeletedStream):
+            ordered = sorted(streams.items(), key=lambda item: isinstance(item[1], DeletedStream))
+            streams.clear()
+            streams.update(ordered)
+        return streams
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -338,7 +391,32 @@ class TapExactOnline(Tap):
         self.logger.error("%s. Skipping it; the other streams and divisions go on.", error)
 
     def is_refused(self, stream: str, division: int | None) -> bool:
-        return (stream, division) in self.refused
+        return (stream, division) in self.refused or division in self.forbidden_divisions
+
+    @property
+    def forbidden_divisions(self) -> list[int]:
+        return sorted(d for d, ok in self._division_access.items() if not ok)
+
+    def division_forbidden(self, division: int | None, error: EntityRefusedError) -> bool:
+        """Is a 403 about the whole division rather than this entity? Ask once per division
+        with a request every user with access to it may make."""
+        if division is None or error.status != HTTPStatus.FORBIDDEN:
+            return False
+        if division not in self._division_access:
+            try:
+                self.get(f"{self.api_base}/{division}/system/Divisions?$select=Code&$top=1")
+                self._division_access[division] = True
+            except EntityRefusedError as probe:
+                self._division_access[division] = probe.status != HTTPStatus.FORBIDDEN
+            if not self._division_access[division]:
+                self.logger.error(
+                    "Division %d is not accessible to this login (%s): skipping it for every "
+                    "stream; the other divisions go on. Check the user's rights to it in Exact "
+                    "and the divisions granted when the app was authorized.",
+                    division,
+                    error,
+                )
+        return not self._division_access[division]
 
     def explicitly_selected(self, stream: str) -> bool:
         """Selected by name in the input catalog, not by default or by selecting everything."""
@@ -350,7 +428,15 @@ class TapExactOnline(Tap):
         return not all(other.metadata.root.selected is True for other in catalog.values())
 
     def judge_refused_streams(self) -> None:
-        """Fail the run only for refused streams the user asked for by name."""
+        """Fail the run only for refused streams, or divisions, the user asked for by name."""
+        named = [d for d in self.forbidden_divisions if d in self._configured_divisions]
+        if named:
+            self.logger.error(
+                "Divisions you listed in `divisions` could not be read: %s. Failing the run; "
+                "everything else was synced and its state saved.",
+                ", ".join(map(str, named)),
+            )
+            raise SystemExit(1)
         if not self.refused:
             return
         described = ", ".join(
@@ -390,31 +476,103 @@ class TapExactOnline(Tap):
             retry_base_seconds=float(self.config.get("retry_base_seconds", 2.0)),
         )
 
-    @cached_property
-    def current_division(self) -> int:
-        """The login's current division, from current/Me (a call Exact does not count)."""
-        url = f"{self.api_base}/current/Me?$select=CurrentDivision"
+    def get(self, url: str) -> requests.Response:
+        """One GET outside the streams (current/Me, system/Divisions), by the same HTTP rules."""
+        what = url.removeprefix(self.api_base + "/").split("?")[0]
 
         def send() -> requests.Response:
             request = requests.Request("GET", url, headers={"Accept": "application/json"})
             prepared = self.http.session.prepare_request(request)
-            response = self.http.session.send(self.authenticator(prepared), timeout=60)
-            self.http.check(response, "current/Me")
+            timeout = int(self.config.get("request_timeout") or 60)
+            response = self.http.session.send(self.authenticator(prepared), timeout=timeout)
+            self.http.check(response, what)
             return response
 
-        rows = list(odata_rows(self.http.execute(send, division=None, what="current/Me")))
+        return self.http.execute(send, division=division_of(url), what=what)
+
+    @cached_property
+    def current_division(self) -> int:
+        """The login's current division, from current/Me (a call Exact does not count)."""
+        rows = list(odata_rows(self.get(f"{self.api_base}/current/Me?$select=CurrentDivision")))
         if not rows or not rows[0].get("CurrentDivision"):
             raise FatalAPIError("current/Me returned no CurrentDivision; set `divisions`.")
         return int(rows[0]["CurrentDivision"])
 
     @cached_property
+    def login_divisions(self) -> dict[int, str | None]:
+        """Every division system/Divisions lists for the user -> its DivisionMoveDate."""
+        url: str | None = (
+            f"{self.api_base}/{self.current_division}/system/Divisions"
+            "?$select=Code,DivisionMoveDate"
+        )
+        found: dict[int, str | None] = {}
+        while url:
+            response = self.get(url)
+            for row in odata_rows(response):
+                moved = row.get("DivisionMoveDate")
+                found[int(row["Code"])] = moved and str(parse_odata_datetime(moved))
+            body = payload_of(response).get("d")
+            url = body.get("__next") if isinstance(body, dict) else None
+        return found
+
+    @cached_property
+    def _configured_divisions(self) -> list[int]:
+        choice = parse_divisions(self.config.get("divisions"))
+        return choice if isinstance(choice, list) else []
+
+    @cached_property
     def divisions(self) -> list[int]:
-        configured = self.config.get("divisions")
-        if configured:
-            return [int(division) for division in configured]
-        division = self.current_division
-        self.logger.info("No `divisions` set: reading the current division %d.", division)
-        return [division]
+        choice = parse_divisions(self.config.get("divisions"))
+        divisions: list[int]
+        if choice == "all":
+            divisions = sorted(self.login_divisions)
+            self.logger.info(
+                "`divisions: all`: reading the %d divisions system/Divisions lists: %s.",
+                len(divisions),
+                ", ".join(map(str, divisions)),
+            )
+        elif choice == "current":
+            divisions = [self.current_division]
+            self.logger.info("Reading the login's current division %d.", divisions[0])
+        else:
+            divisions = cast("list[int]", choice)
+        self._resync_moved_divisions(divisions)
+        return divisions
+
+    def _resync_moved_divisions(self, divisions: list[int]) -> None:
+        """Exact renumbers every Timestamp of a division that moves database: when a division's
+        DivisionMoveDate differs from the one in the state, its sync bookmarks are void."""
+        sync_streams = [s for s in self.streams.values() if isinstance(s, SyncStream)]
+        if not any(stream.selected for stream in sync_streams):
+            return  # nothing here depends on Timestamps: no call for it
+        try:
+            self.login_divisions  # noqa: B018 - fetched here so a refusal is only a warning
+        except EntityRefusedError as error:
+            self.logger.warning(
+                "Cannot check whether a division moved database (%s); sync streams continue "
+                "from their bookmarks.",
+                error,
+            )
+            return
+        known: dict[str, str | None] = self.mutable_state.setdefault(DIVISION_MOVES_STATE_KEY, {})
+        for division in divisions:
+            if division not in self.login_divisions:
+                continue  # not listed for this user: its streams will say so
+            moved = self.login_divisions[division]
+            if str(division) in known and known[str(division)] != moved:
+                self.logger.warning(
+                    "Division %d moved to another Exact database (DivisionMoveDate %s, was %s): "
+                    "Exact renumbered its Timestamps, so its sync streams are read again from "
+                    "the start.",
+                    division,
+                    moved,
+                    known[str(division)],
+                )
+                for stream in sync_streams:
+                    stream.get_context_state({"division": division}).pop(
+                        "replication_key_value", None
+                    )
+            known[str(division)] = moved
 
     # State: the SDK keeps only `bookmarks` from incoming state; we also keep our tokens.
 
@@ -424,6 +582,8 @@ class TapExactOnline(Tap):
         # Decoded (and, if encrypted, decrypted) when the authenticator is made, where a
         # wrong key ends the run with one line instead of a traceback.
         self._incoming_token_state = state.get(TOKEN_STATE_KEY)
+        if isinstance(state.get(DIVISION_MOVES_STATE_KEY), dict):
+            self.mutable_state[DIVISION_MOVES_STATE_KEY] = dict(state[DIVISION_MOVES_STATE_KEY])
 
 
 if __name__ == "__main__":

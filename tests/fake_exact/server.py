@@ -29,9 +29,11 @@ from tests.fake_exact.data import (
     CATALOG_PATH,
     DELETED_PATH,
     Dataset,
+    RowFactory,
     StreamSpec,
     Table,
     field_json,
+    odata_date,
     read_catalog,
 )
 from tests.fake_exact.limits import Fault, RateLimiter
@@ -50,6 +52,38 @@ from tests.fake_exact.query import (
 )
 
 JSON_TYPE = "application/json; charset=utf-8"
+SYNC_TIMESTAMP_PATH = "read/sync/Sync/SyncTimestamp"
+# The entities SyncTimestamp serves (Exact's reference page).
+SYNC_TIMESTAMP_END_POINTS = frozenset(
+    [
+        "QuotationHeaders",
+        "QuotationLines",
+        "TransactionLines",
+        "ItemStorageLocations",
+        "ShopOrders",
+        "ShopOrderMaterialPlans",
+        "ShopOrderRoutingStepPlans",
+        "ShopOrderPurchasePlanning",
+        "ShopOrderSubOrders",
+        "MaterialIssues",
+        "BillOfMaterialVersions",
+        "BillOfMaterialMaterials",
+        "PurchaseOrders",
+        "Projects",
+        "ProjectPlanning",
+        "ProjectWBS",
+        "TimeCostTransactions",
+        "SalesInvoices",
+        "GoodsDeliveries",
+        "GoodsDeliveryLines",
+        "SalesOrderHeaders",
+        "SalesOrderLines",
+        "Subscriptions",
+        "SubscriptionLines",
+    ]
+)
+# The login's divisions: generated from `divisions` and `forbidden_divisions`, not at random.
+LOGIN_DIVISIONS_PATH = "system/Divisions"
 API_PREFIX = "/api/v1/"
 IIS_PAGE = (
     '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
@@ -112,6 +146,7 @@ class FakeExact:
         self,
         *,
         divisions: Iterable[int] = (1001,),
+        forbidden_divisions: Iterable[int] = (),
         current_division: int | None = None,
         rows: Mapping[str, int] | None = None,
         default_rows: int | None = None,
@@ -129,6 +164,10 @@ class FakeExact:
         port: int = 0,
     ) -> None:
         self.divisions = tuple(int(d) for d in divisions)
+        # Listed by system/Divisions for the user, but every request into them is refused (403).
+        self.forbidden_divisions = tuple(int(d) for d in forbidden_divisions)
+        self.division_moves: dict[int, int] = {}  # division -> DivisionMoveDate (epoch ms)
+        self.seed = seed
         self.current_division = self.divisions[0] if current_division is None else current_division
         self.client_id = client_id
         self.client_secret = client_secret
@@ -330,6 +369,13 @@ class FakeExact:
                 now_ms=self._now_ms(),
             )
 
+    def move_division(self, division: int) -> None:
+        """Exact moves the division to another database: a new DivisionMoveDate in
+        system/Divisions. (Exact also renumbers the division's Timestamps; the fake keeps them,
+        so a test sees the resync in the requests: `Timestamp gt 1` again.)"""
+        with self._lock:
+            self.division_moves[division] = self._now_ms()
+
     def delete(self, stream: str, division: int, count: int) -> list[object]:
         """Remove the first `count` rows; returns their keys and logs them in `deletions`."""
         with self._lock:
@@ -348,6 +394,8 @@ class FakeExact:
         Lazy, in chunks under the lock: 300,000 rows as dicts would not fit in a test's memory.
         """
         with self._lock:
+            if self.data.spec(stream).path == LOGIN_DIVISIONS_PATH:
+                return iter(self._login_division_rows())
             rows = self.data.expected_rows(stream, self._division(division))  # raises now
         return self._locked_chunks(rows)
 
@@ -361,6 +409,8 @@ class FakeExact:
 
     def row_count(self, stream: str, division: int | None = None) -> int:
         with self._lock:
+            if self.data.spec(stream).path == LOGIN_DIVISIONS_PATH:
+                return len(self._login_division_rows())
             return self.data.row_count(stream, self._division(division))
 
     def _division(self, division: int | None) -> int:
@@ -452,6 +502,12 @@ class FakeExact:
             admitted, limit_headers = self.limits.admit(route.division, time.time())
             if not admitted:
                 return Response(429, headers=limit_headers)  # Exact sends no body on 429
+        if route.path == SYNC_TIMESTAMP_PATH and route.division is not None:
+            try:
+                body = self._sync_timestamp(route.division, parse_query(raw_query))
+            except ODataError as error:
+                return exact_error(error.status, error.message, limit_headers)
+            return Response(200, body, JSON_TYPE, limit_headers)
         spec = self._routes.get((route.beta, route.path))
         if spec is None or spec.division_in_path != (route.division is not None):
             return exact_error(404, "Resource not found.", limit_headers)
@@ -501,6 +557,8 @@ class FakeExact:
             return self._child_page(spec, division, route, query)
         if spec.path == DELETED_PATH:
             return self._deleted_page(spec, division, query, path)
+        if spec.path == LOGIN_DIVISIONS_PATH:
+            return self._login_divisions_page(spec, route, query)
         select = parse_select(spec, query)
         top = parse_top(query)
         limit = spec.page_size if top is None else min(top, spec.page_size)
@@ -547,6 +605,62 @@ class FakeExact:
             key = ",".join(_key_part(spec, k, row[k]) for k in spec.keys if k in row)
             meta = f'{{"__metadata":{{"uri":"{uri_base}({key})","type":"{type_name}"}}'
             results.append(",".join([meta, *(field_json(n, row[n]) for n in select)]) + "}")
+        return ('{"d":{"results":[' + ",".join(results) + "]}}").encode()
+
+    def _sync_timestamp(self, division: int, query: Query) -> bytes:
+        """read/sync/Sync/SyncTimestamp?modified=datetime'..'&endPoint='TransactionLines': the
+        first row (in Timestamp order) modified at or after the date; no row if there is none."""
+        since = parse_mandatory_datetime(query.params.get("modified"), "modified")
+        end_point = query.params.get("endPoint")
+        if end_point is None:
+            raise ODataError(400, "The parameter 'endPoint' is mandatory.")
+        name = end_point.strip().strip("'")
+        specs = [s for s in self.data.specs.values() if s.is_sync and s.entity == name]
+        if name not in SYNC_TIMESTAMP_END_POINTS or not specs:
+            raise ODataError(400, f"endPoint '{name}' is not supported.")
+        table = self.data.table(specs[0], division)
+        for index in table.sync_indices(None, table.n):
+            if table.modified_ms(index) >= since:
+                row = {
+                    "Modified": odata_date(table.modified_ms(index)),
+                    "API": name,
+                    "TimeStampAsBigInt": str(table.timestamp(index)),
+                }
+                return json.dumps({"d": {"results": [row]}}).encode()
+        return b'{"d":{"results":[]}}'
+
+    def _login_division_rows(self) -> list[dict[str, object]]:
+        spec = self.data.spec("system_divisions")
+        codes = sorted({*self.divisions, *self.forbidden_divisions})
+        generated = Table(RowFactory(spec, 0, self.seed, {}), len(codes))
+        rows = []
+        for index, code in enumerate(codes):
+            moved = self.division_moves.get(code)
+            rows.append(
+                generated.raw_row(index)
+                | {
+                    "Code": code,
+                    "Current": code == self.current_division,
+                    "Description": f"Administration {code}",
+                    "DivisionMoveDate": None if moved is None else odata_date(moved),
+                }
+            )
+        return rows
+
+    def _login_divisions_page(self, spec: StreamSpec, route: Route, query: Query) -> bytes:
+        """system/Divisions: every division of the login (one page; $top honoured)."""
+        select = parse_select(spec, query)
+        rows = self._login_division_rows()
+        if len(rows) > spec.page_size:
+            raise ODataError(500, "the fake serves at most one page of divisions")
+        top = parse_top(query)
+        uri_base = route.uri_base(self.base_url)
+        results = [
+            f'{{"__metadata":{{"uri":"{uri_base}({row["Code"]})"}},'
+            + ",".join(field_json(name, row[name]) for name in select)
+            + "}"
+            for row in rows[:top]
+        ]
         return ('{"d":{"results":[' + ",".join(results) + "]}}").encode()
 
     def _deleted_page(self, spec: StreamSpec, division: int, query: Query, path: str) -> bytes:
