@@ -336,13 +336,21 @@ def _stream(name: str, entity: str, group: list[dict], child: dict | None) -> di
     return stream
 
 
+def replication_method_without_deletions(spec: EntitySpec) -> str:
+    return "incremental (`modified`)" if spec.modified else "full table"
+
+
 def replication_method(spec: EntitySpec) -> str:
     if spec.child_of and spec.child_of.on_request:
         return f"per changed `{spec.child_of.parent}` row, only when selected by name"
     if spec.child_of:
         return f"per changed `{spec.child_of.parent}` row"
+    if spec.api == "sync" and spec.deleted_entity_type is not None:
+        return "incremental (`timestamp`), deletions applied"
     if spec.api == "sync":
         return "incremental (`timestamp`)"
+    if spec.deleted_entity_type is not None:
+        return f"{replication_method_without_deletions(spec)}, deletions applied"
     if spec.modified and spec.api != "current":
         return "incremental (`modified`)"
     return "full table"

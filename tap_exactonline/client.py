@@ -381,6 +381,8 @@ class ExactTapContext(Protocol):
 
     def get(self, url: str) -> requests.Response: ...
 
+    def had_bookmark(self, stream: str, division: int | None) -> bool: ...
+
 
 # Failures that no retry will fix: end the run with one line instead of a traceback.
 RUN_ENDING_ERRORS = (AuthorizationRequiredError, TokenRefreshError, FatalAPIError)
@@ -404,6 +406,8 @@ class ExactStream(RESTStream[ParseResult]):
         self.primary_keys = list(dict.fromkeys(keys))
         self._division: int | None = None
         self._stopped_short = False
+        # Divisions this run did not read completely (budget spent, refused, inaccessible).
+        self.incomplete_divisions: set[int | None] = set()
 
     @property
     def exact(self) -> ExactTapContext:
@@ -526,8 +530,10 @@ class ExactStream(RESTStream[ParseResult]):
         self.plan.select(self.selected_fields)
         if self.exact.limiter.daily_budget_spent(division):
             self.logger.info("Skipping %s: the daily budget is spent.", self.describe(division))
+            self.incomplete_divisions.add(division)
             return
         if self.exact.is_refused(self.name, division):
+            self.incomplete_divisions.add(division)
             return  # a child stream refused once is not asked again for every parent row
         try:
             yield from super().get_records(context)
@@ -539,6 +545,8 @@ class ExactStream(RESTStream[ParseResult]):
             self._stopped_short = True
         except RUN_ENDING_ERRORS as error:
             self.exact.stop_with_error(error)
+        if self._stopped_short:
+            self.incomplete_divisions.add(division)
         if self._stopped_short and not self.is_sorted:
             # Unsorted rows: the bookmark may only move after a complete read, so keep the old
             # one and let the next run read this window again.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from tap_exactonline.odata import odata_datetime_literal, parse_int64
 
 FIRST_SYNC_TIMESTAMP = 1
 DELETED_PATH = "sync/Deleted"
+DELETION_LOG_DAYS = 60  # Exact keeps sync/Deleted entries for two months
 SYNC_TIMESTAMP_PATH = "read/sync/Sync/SyncTimestamp"
 # Above any Timestamp: asks for nothing (SyncTimestamp found no row since start_date).
 NO_ROWS_TIMESTAMP = 2**63 - 1
@@ -72,8 +74,41 @@ class SyncStream(ExactStream):
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
         self.replication_key = self.plan.column_for["Timestamp"]
+        self.resync = self.name in (self.config.get("resync_streams") or [])
+        if self.resync:
+            # Records carry this version; ACTIVATE_VERSION after the read makes the target mark
+            # every older row, i.e. every row this read did not return, as deleted.
+            self._stream_version = int(time.time() * 1000)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        yield from super().get_records(context)
+        divisions = self.exact.divisions
+        if self.resync and context and context.get("division") == divisions[-1]:
+            self._finish_resync(divisions)
+
+    def _finish_resync(self, divisions: list[int]) -> None:
+        if self.incomplete_divisions:
+            self.logger.warning(
+                "Resync of %s: not every division was read completely (%s), so no rows are "
+                "marked deleted; run again.",
+                self.name,
+                ", ".join(map(str, sorted(d for d in self.incomplete_divisions if d))),
+            )
+            return
+        assert self._stream_version is not None
+        self._write_activate_version_message(self._stream_version)
+        self.logger.warning(
+            "Resync of %s read divisions %s from the start; the target now marks every other row "
+            "of its table as deleted. Remove it from `resync_streams` so later runs are "
+            "incremental again.",
+            self.name,
+            ", ".join(map(str, divisions)),
+        )
 
     def starting_timestamp(self, context: Context | None) -> int:
+        if self.resync:
+            return 0
         # Without a bookmark the SDK offers start_date here; a Timestamp is a row version, not a
         # date, so Exact's SyncTimestamp translates it where it can.
         value = parse_int64(self.get_starting_replication_key_value(context))
@@ -251,6 +286,44 @@ class DeletedStream(SyncStream):
         super().__init__(tap)
         self._tombstone_schema_sent: set[str] = set()
         self.tombstones: Counter[str] = Counter()
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        division = self.division_of_records(context)
+        # When each stream's deletions were last read completely in this division.
+        applied: dict[str, str] = self.get_context_state(context).setdefault(
+            "deletions_read_at", {}
+        )
+        now = datetime.now(timezone.utc)
+        for target in self.targets.values():
+            self._warn_if_deletions_were_lost(target, division, applied.get(target.name), now)
+        yield from super().get_records(context)
+        if division not in self.incomplete_divisions:
+            for target in self.targets.values():
+                applied[target.name] = now.isoformat()
+
+    def _warn_if_deletions_were_lost(
+        self, target: ExactStream, division: int | None, last_read: str | None, now: datetime
+    ) -> None:
+        """Exact keeps deletions two months: say so when some of a loaded stream's may be gone."""
+        if getattr(target, "resync", False) or not self.exact.had_bookmark(target.name, division):
+            return  # read from the start in this run, or never loaded: nothing to miss
+        if last_read is not None:
+            age = now - datetime.fromisoformat(last_read)
+            if age <= timedelta(days=DELETION_LOG_DAYS):
+                return
+            when = f"last read {age.days} days ago"
+        else:
+            when = "never read for it"
+        self.logger.warning(
+            "Deletions of %s in division %s may be missing: Exact keeps its deletion log two "
+            "months, and it was %s. To mark the rows Exact no longer has, add %s to "
+            "`resync_streams` for one run.",
+            target.name,
+            division,
+            when,
+            target.name,
+        )
 
     @property
     def raw_selected(self) -> bool:

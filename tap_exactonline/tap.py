@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import datetime, timezone
@@ -136,7 +137,15 @@ class TapExactOnline(Tap):
         th.Property(
             "start_date",
             th.DateTimeType,
-            description="Earliest Modified date for incremental standard endpoints.",
+            description="Where a first read starts: the earliest Modified on standard "
+            "endpoints; on sync streams the Timestamp Exact's SyncTimestamp gives for this date.",
+        ),
+        th.Property(
+            "resync_streams",
+            th.ArrayType(th.StringType),
+            description="Sync streams to read again from the start in this run, marking every "
+            "row the fresh read does not return as deleted (ACTIVATE_VERSION): for deletions "
+            "older than Exact's two-month deletion log. Remove them again afterwards.",
         ),
         th.Property(
             "beta_endpoints",
@@ -206,6 +215,7 @@ class TapExactOnline(Tap):
         self.refused: set[tuple[str, int | None]] = set()
         # Divisions Exact answered 403 for, checked once: skipped for every stream.
         self._division_access: dict[int, bool] = {}
+        self._incoming_bookmarks: dict[str, Any] = {}
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -244,6 +254,13 @@ class TapExactOnline(Tap):
             parse_divisions(self.config.get("divisions"))
         except ValueError as exc:
             errors.append(str(exc))
+        sync_streams = {spec.name for spec in stream_specs(include_beta=True) if spec.api == "sync"}
+        unknown = sorted(set(self.config.get("resync_streams") or []) - sync_streams)
+        if unknown:
+            errors.append(
+                f"Setting `resync_streams` names streams that are not sync streams: "
+                f"{', '.join(unknown)}."
+            )
         store = self.config.get("token_store")
         if store and (problem := token_store_problem(str(store))):
             errors.append(problem)
@@ -418,6 +435,14 @@ class TapExactOnline(Tap):
                 )
         return not self._division_access[division]
 
+    def had_bookmark(self, stream: str, division: int | None) -> bool:
+        """Did this stream arrive with a bookmark for this division (loaded before)?"""
+        partitions = (self._incoming_bookmarks.get(stream) or {}).get("partitions") or []
+        return any(
+            p.get("context", {}).get("division") == division and p.get("replication_key_value")
+            for p in partitions
+        )
+
     def explicitly_selected(self, stream: str) -> bool:
         """Selected by name in the input catalog, not by default or by selecting everything."""
         catalog = self.input_catalog
@@ -582,6 +607,7 @@ class TapExactOnline(Tap):
         # Decoded (and, if encrypted, decrypted) when the authenticator is made, where a
         # wrong key ends the run with one line instead of a traceback.
         self._incoming_token_state = state.get(TOKEN_STATE_KEY)
+        self._incoming_bookmarks = copy.deepcopy(state.get("bookmarks") or {})
         if isinstance(state.get(DIVISION_MOVES_STATE_KEY), dict):
             self.mutable_state[DIVISION_MOVES_STATE_KEY] = dict(state[DIVISION_MOVES_STATE_KEY])
 

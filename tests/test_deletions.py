@@ -87,3 +87,52 @@ def test_the_raw_deleted_stream_keeps_every_entry(tmp_path: Path):
         assert {r["entity_key"] for r in run.records("deleted")} == set(gone)
         assert {r["entity_type"] for r in run.records("deleted")} == {2, 9}
         assert set(run.record_counts()) == {"deleted"}  # no tombstones: nothing else selected
+
+
+def deleted_partition(state: dict, division: int) -> dict:
+    partitions = state["bookmarks"]["deleted"]["partitions"]
+    return next(p for p in partitions if p["context"] == {"division": division})
+
+
+def test_deletions_possibly_lost_to_the_two_month_log_are_reported(tmp_path: Path):
+    with FakeExact(divisions=(1001,), rows={"accounts": 20, "contacts": 10}) as fake:
+        config = fake_config(fake, token_store=str(tmp_path / "tokens.json"))
+        streams = {"accounts", "contacts"}
+        first = run_tap(tmp_path / "1", config, streams=streams)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "may be missing" not in first.stderr  # nothing was loaded before
+        read_at = deleted_partition(first.final_state, 1001)["deletions_read_at"]
+        assert set(read_at) == {"accounts", "contacts"}
+
+        second = run_tap(tmp_path / "2", config, streams=streams, state=first.final_state)
+        assert "may be missing" not in second.stderr  # read a moment ago
+
+        # The deletion log was last read 70 days ago for accounts: Exact may have dropped some.
+        state = second.final_state
+        deleted_partition(state, 1001)["deletions_read_at"]["accounts"] = (
+            "2026-01-01T00:00:00+00:00"
+        )
+        third = run_tap(tmp_path / "3", config, streams=streams, state=state)
+        assert third.returncode == 0, third.stderr[-3000:]
+        warnings = [line for line in third.stderr.splitlines() if "may be missing" in line]
+        assert len(warnings) == 1
+        assert "Deletions of accounts in division 1001" in warnings[0]
+        assert "add accounts to `resync_streams`" in warnings[0]
+
+        # Loaded before, deletions never read (an older tap, or `deleted` state cleared).
+        state = third.final_state
+        del state["bookmarks"]["deleted"]
+        fourth = run_tap(tmp_path / "4", config, streams=streams, state=state)
+        warnings = [line for line in fourth.stderr.splitlines() if "may be missing" in line]
+        assert len(warnings) == 2 and all("never read for it" in line for line in warnings)
+
+
+def test_resync_streams_must_name_sync_streams(tmp_path: Path):
+    with FakeExact(divisions=(1001,)) as fake:
+        run = run_tap(tmp_path, fake_config(fake, resync_streams=["journals", "nope"]))
+        assert run.returncode == 1
+        assert (
+            "Setting `resync_streams` names streams that are not sync streams: journals, nope"
+            in run.stderr
+        )
+        assert fake.calls == []

@@ -194,3 +194,30 @@ def test_deletions_mark_rows_and_keep_their_values(meltano_project: Path, pg_dat
         # The same run again: no new deletions, no new rows, nothing changes.
         meltano_run(meltano_project, pg_database)
         assert {table: snapshot(pg_database, table) for table in streams} == after
+
+
+def test_a_resync_marks_rows_whose_deletions_exact_no_longer_lists(
+    meltano_project: Path, pg_database: Postgres
+):
+    streams = {"accounts": 50}
+    with FakeExact(divisions=DIVISIONS, rows=streams) as fake:
+        configure(meltano_project, fake, streams=streams)
+        meltano_run(meltano_project, pg_database)
+        before = snapshot(pg_database, "accounts")
+
+        gone = {(1001, str(key)) for key in fake.delete("accounts", 1001, 3)}
+        fake.expire_deletion_log()  # too late: the deletion log has forgotten them
+        meltano_run(meltano_project, pg_database)
+        assert all(
+            row["_sdc_deleted_at"] is None for row in snapshot(pg_database, "accounts").values()
+        )
+
+        set_plugin_config(meltano_project, "tap-exactonline", resync_streams=["accounts"])
+        output = meltano_run(meltano_project, pg_database)
+        assert "Resync of accounts read divisions 1001, 1002 from the start" in output
+        after = snapshot(pg_database, "accounts")
+        assert after.keys() == before.keys()
+        assert {key for key, row in after.items() if row["_sdc_deleted_at"] is not None} == gone
+        for key, row in after.items():
+            exact_columns = {c for c in row if not c.startswith("_sdc_")}
+            assert {c: row[c] for c in exact_columns} == {c: before[key][c] for c in exact_columns}

@@ -381,6 +381,11 @@ class FakeExact:
         with self._lock:
             return self.data.delete(stream, division, count, now_ms=self._now_ms())
 
+    def expire_deletion_log(self) -> None:
+        """Two months pass for the deletion log: every entry so far drops out of sync/Deleted."""
+        with self._lock:
+            self.data.deletion_log_kept_from_ms = self._now_ms() + 1
+
     @property
     def deletions(self) -> list[dict[str, object]]:
         with self._lock:
