@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -416,6 +416,8 @@ class ObjectStoreTokenStore:
             return None
         except ValueError:
             return {}  # half-written by a job that died: treat as expired
+        except Exception as exc:
+            raise self._fail("locked (reading its .lease object)", exc) from None
         return lease if isinstance(lease, dict) else {}
 
     def _break_expired_lease(self) -> None:
@@ -423,8 +425,12 @@ class ObjectStoreTokenStore:
         if lease is not None and float(lease.get("expires_at", 0)) < time.time():
             LOGGER.warning("token_store %s: removing a lease left by a run that died", self.url)
             self._broke_a_lease = True
-            with suppress(FileNotFoundError):
+            try:
                 self.fs.rm_file(self.lease_path)
+            except FileNotFoundError:
+                pass  # another job removed it first
+            except Exception as exc:
+                raise self._fail("locked (removing an expired .lease object)", exc) from None
 
     def _acquire(self) -> None:
         self._lease_id = os.urandom(16).hex()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -285,7 +284,6 @@ class DeletedStream(SyncStream):
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
         self._tombstone_schema_sent: set[str] = set()
-        self.tombstones: Counter[str] = Counter()
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -398,7 +396,6 @@ class DeletedStream(SyncStream):
                 stream=target.name, record=tombstone, time_extracted=datetime.now(timezone.utc)
             )
         )
-        self.tombstones[target.name] += 1
 
 
 STREAM_KINDS: dict[str, type[ExactStream]] = {

@@ -35,10 +35,10 @@ from tap_exactonline.client import (
     RUN_ENDING_ERRORS,
     EntityRefusedError,
     ExactHttp,
+    ODataNextLinkPaginator,
     RateLimiter,
     division_of,
     odata_rows,
-    payload_of,
 )
 from tap_exactonline.odata import parse_odata_datetime
 from tap_exactonline.streams import DeletedStream, SyncStream, stream_classes
@@ -531,23 +531,28 @@ class TapExactOnline(Tap):
             "?$select=Code,DivisionMoveDate"
         )
         found: dict[int, str | None] = {}
+        # The streams' paginator: it follows `__next` only to our own host (it carries the token).
+        next_page = ODataNextLinkPaginator(origin=self.origin, may_continue=lambda: True)
         while url:
             response = self.get(url)
             for row in odata_rows(response):
                 moved = row.get("DivisionMoveDate")
                 found[int(row["Code"])] = moved and str(parse_odata_datetime(moved))
-            body = payload_of(response).get("d")
-            url = body.get("__next") if isinstance(body, dict) else None
+            url = next_page.get_next_url(response)
         return found
 
     @cached_property
+    def _division_choice(self) -> list[int] | str:
+        return parse_divisions(self.config.get("divisions"))  # validated with the config
+
+    @property
     def _configured_divisions(self) -> list[int]:
-        choice = parse_divisions(self.config.get("divisions"))
+        choice = self._division_choice
         return choice if isinstance(choice, list) else []
 
     @cached_property
     def divisions(self) -> list[int]:
-        choice = parse_divisions(self.config.get("divisions"))
+        choice = self._division_choice
         divisions: list[int]
         if choice == "all":
             divisions = sorted(self.login_divisions)
@@ -560,7 +565,7 @@ class TapExactOnline(Tap):
             divisions = [self.current_division]
             self.logger.info("Reading the login's current division %d.", divisions[0])
         else:
-            divisions = cast("list[int]", choice)
+            divisions = self._configured_divisions
         self._resync_moved_divisions(divisions)
         return divisions
 
