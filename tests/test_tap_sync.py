@@ -265,9 +265,12 @@ def test_a_persistent_error_stops_with_exacts_message_and_keeps_state(
 
 
 def test_429_is_waited_out(tmp_path: Path):
-    # 2-second windows: the tap must wait for the reset the headers (or the last window) give.
+    # Short windows: the tap must wait for the reset the headers (or the last window) give.
+    # 10 s, not 2: if the window gl_accounts reported has ended by the time of the headerless
+    # 429, the tap rightly waits for the calendar minute; with 2 s windows a gap of a few
+    # milliseconds at the wrong moment did that (seen once in CI).
     rows = {"transaction_lines": 1100, "gl_accounts": 10}
-    with FakeExact(divisions=(1001,), rows=rows, minute_window_seconds=2.0) as fake:
+    with FakeExact(divisions=(1001,), rows=rows, minute_window_seconds=10.0) as fake:
         # gl_accounts is read first and tells the tap the current window; then TransactionLines
         # gets a 429 without any header, and one with the minutely headers.
         fake.rate_limit_next(1, headers="none", path_contains="TransactionLines")
