@@ -11,6 +11,7 @@ from tests.tap_runner import fake_config, run_tap
 
 DIVISIONS = (1001, 1002)
 REFUSAL = "This endpoint has mandatory filtering applied"
+SELECT_REFUSAL = "'CustomField' is not a valid property of SalesOrders"
 
 
 def config(fake: FakeExact) -> dict:
@@ -28,6 +29,8 @@ def test_a_refused_stream_is_skipped_and_the_run_succeeds_when_not_chosen_by_nam
         divisions=DIVISIONS, default_rows=2, minutely_limit=10**6, daily_limit=10**6
     ) as fake:
         fake.require_filter("purchase_invoices", fields=("InvoiceDate",), division=1002)
+        # A bulk stream whose `$select` list Exact refuses in one division.
+        fake.refuse_select("sales_orders", "CustomField", division=1001)
         run = run_tap(tmp_path, config(fake), with_catalog=False, timeout=600)
 
     assert run.returncode == 0, run.stderr[-3000:]
@@ -40,7 +43,13 @@ def test_a_refused_stream_is_skipped_and_the_run_succeeds_when_not_chosen_by_nam
     assert set(run.by_division("purchase_invoices")) == {1001}
     assert set(run.by_division("accounts")) == set(DIVISIONS)
     assert set(run.by_division("warehouses")) == set(DIVISIONS)
-    assert "Skipped because Exact refused them: purchase_invoices (division 1002)" in run.stderr
+    [select_refusal] = error_lines(run.stderr, SELECT_REFUSAL)
+    assert "sales_orders (division 1001)" in select_refusal
+    assert set(run.by_division("sales_orders")) == {1002}
+    assert (
+        "Skipped because Exact refused them: purchase_invoices (division 1002), "
+        "sales_orders (division 1001)" in run.stderr
+    )
     # Its bookmark for 1002 is not advanced: the next run tries the whole window again.
     assert run.bookmark("purchase_invoices", 1002) is None
     assert run.bookmark("purchase_invoices", 1001) is not None

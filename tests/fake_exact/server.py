@@ -194,6 +194,7 @@ class FakeExact:
         self.limits = RateLimiter(minutely_limit, minute_window_seconds, daily_limit)
         self._faults: list[Fault] = []
         self._mandatory_filters: dict[tuple[str, int | None], tuple[str, ...]] = {}
+        self._refused_fields: dict[tuple[str, int | None], str] = {}
         self._calls: list[tuple[str, str, str, int]] = []
         self._in_flight = 0
         self._max_in_flight = 0
@@ -316,6 +317,15 @@ class FakeExact:
         self.data.spec(stream)  # unknown names fail here, not silently later
         with self._lock:
             self._mandatory_filters[(stream, division)] = tuple(fields)
+
+    def refuse_select(self, stream: str, field: str, division: int | None = None) -> None:
+        """From now on `stream` (in `division`, or in every division) answers 400 to a `$select`
+        naming `field`, as Exact does for a property a division's package or rights withhold."""
+        spec = self.data.spec(stream)
+        if field not in spec.fields:
+            raise ValueError(f"{stream} has no field {field!r}")
+        with self._lock:
+            self._refused_fields[(stream, division)] = field
 
     def set_daily_remaining(self, division: int, n: int) -> None:
         with self._lock:
@@ -558,6 +568,11 @@ class FakeExact:
         ) or self._mandatory_filters.get((spec.name, None))
         if required and not query.params.get("$skiptoken"):
             check_mandatory_filter(query, required)
+        refused = self._refused_fields.get((spec.name, route.division)) or self._refused_fields.get(
+            (spec.name, None)
+        )
+        if refused and refused in {n.strip() for n in query.params.get("$select", "").split(",")}:
+            raise ODataError(400, f"'{refused}' is not a valid property of {spec.entity}.")
         if spec.child_of is not None:
             return self._child_page(spec, division, route, query)
         if spec.path == DELETED_PATH:
