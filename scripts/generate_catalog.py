@@ -180,6 +180,15 @@ def _owner_service(endpoint: dict) -> str:
     return endpoint["service"].lower()
 
 
+def _same_rows(endpoint: dict, other: dict) -> bool:
+    """Do two endpoints of different services serve one entity's rows? Nearly all fields match
+    for TransactionLines; sync/Payroll/BankAccounts (employees') and crm/BankAccounts (accounts')
+    share only a few generic ones."""
+    fields = {p["name"] for p in endpoint["properties"]}
+    shared = fields & {p["name"] for p in other["properties"]}
+    return len(shared) >= 0.9 * len(fields)
+
+
 def build(source: dict) -> dict:
     gettable = [
         e
@@ -194,13 +203,20 @@ def build(source: dict) -> dict:
     streams, excluded = [], []
     for entity, endpoints in sorted(by_entity.items()):
         # One stream per service that serves the entity through a standard or read endpoint;
-        # sync and bulk endpoints join the stream of the same service (or the only one).
-        owners = sorted({_owner_service(e) for e in endpoints if e["api"] not in ("sync", "bulk")})
+        # sync and bulk endpoints join the stream of the same service, or of the only one when
+        # they serve the same rows (sync/Financial/TransactionLines is financialtransaction's).
+        owned = [e for e in endpoints if e["api"] not in ("sync", "bulk")]
+        owners = {_owner_service(e) for e in owned}
         groups: dict[str, list[dict]] = defaultdict(list)
         for endpoint in endpoints:
             service = _owner_service(endpoint)
-            if endpoint["api"] in ("sync", "bulk") and service not in owners:
-                service = owners[0] if len(owners) == 1 else service
+            if (
+                endpoint["api"] in ("sync", "bulk")
+                and len(owners) == 1
+                and service not in owners
+                and _same_rows(endpoint, owned[0])
+            ):
+                service = _owner_service(owned[0])
             groups[service].append(endpoint)
 
         undeprecated = [s for s, g in groups.items() if not all(e.get("deprecated") for e in g)]
@@ -228,6 +244,7 @@ def build(source: dict) -> dict:
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise SystemExit(f"stream names collide: {sorted(duplicates)}")
+    excluded += _deprecated_left_out(source, streams)
     _mark_deletion_targets(streams, source["deleted_entity_types"])
     return {
         "generated_from": "shared/exact-api/endpoints.json",
@@ -235,6 +252,28 @@ def build(source: dict) -> dict:
         "streams": sorted(streams, key=lambda s: s["name"]),
         "excluded": sorted(excluded, key=lambda s: s["name"]),
     }
+
+
+def _deprecated_left_out(source: dict, streams: list[dict]) -> list[dict]:
+    """The deprecated endpoints left out although they answer GET, and where their rows are."""
+    left_out = []
+    for uri in sorted(DEPRECATED_URIS):
+        endpoint = source["endpoints"].get(uri)
+        if endpoint is None:
+            continue
+        path = _relative_path(uri)[0]
+        serving = [s for s in streams if s["entity"] == endpoint["entity"]]
+        if len(serving) != 1:
+            raise SystemExit(f"{uri} is deprecated but no single stream serves its rows")
+        left_out.append(
+            {
+                "name": f"{snake_case(endpoint['entity'])} ({endpoint['api']})",
+                "path": path,
+                "reason": f"deprecated (Exact is removing it); the same rows are in "
+                f"`{serving[0]['name']}` (`{serving[0]['path']}`)",
+            }
+        )
+    return left_out
 
 
 def _mark_deletion_targets(streams: list[dict], codes: dict[str, str]) -> None:
@@ -371,7 +410,8 @@ def streams_table() -> str:
     excluded = json.loads(OUTPUT.read_text())["excluded"]
     rows += [
         "",
-        f"Left out ({len(excluded)} read functions that cannot be called without parameters):",
+        f"Left out ({len(excluded)} endpoints: read functions that cannot be called without "
+        "parameters, and deprecated sync endpoints):",
         "",
         "| entity | Exact endpoint | why |",
         "|---|---|---|",

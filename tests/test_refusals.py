@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tap_exactonline.catalog import load_catalog
 from tests.fake_exact import FakeExact
 from tests.tap_runner import fake_config, run_tap
 
@@ -53,6 +54,22 @@ def test_a_refused_stream_is_skipped_and_the_run_succeeds_when_not_chosen_by_nam
     # Its bookmark for 1002 is not advanced: the next run tries the whole window again.
     assert run.bookmark("purchase_invoices", 1002) is None
     assert run.bookmark("purchase_invoices", 1001) is not None
+
+
+def test_everything_but_a_few_streams_is_not_choosing_the_refused_one_by_name(tmp_path: Path):
+    # Meltano's `select: ["*.*", "!warehouses.*"]`: every stream selected but one.
+    offered = {name for name, spec in load_catalog().items() if spec.api != "beta"}
+    with FakeExact(
+        divisions=DIVISIONS, default_rows=1, minutely_limit=10**6, daily_limit=10**6
+    ) as fake:
+        fake.require_filter("purchase_invoices", fields=("InvoiceDate",), division=1002)
+        run = run_tap(tmp_path, config(fake), streams=offered - {"warehouses"}, timeout=600)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(error_lines(run.stderr, REFUSAL)) == 1
+    assert "Skipped because Exact refused them: purchase_invoices (division 1002)" in run.stderr
+    assert "warehouses" not in run.record_counts()
+    assert set(run.by_division("purchase_invoices")) == {1001}
 
 
 def test_a_refused_stream_selected_by_name_fails_the_run_after_the_others(tmp_path: Path):
