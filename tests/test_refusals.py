@@ -32,6 +32,8 @@ def test_a_refused_stream_is_skipped_and_the_run_succeeds_when_not_chosen_by_nam
         fake.require_filter("purchase_invoices", fields=("InvoiceDate",), division=1002)
         # A bulk stream whose `$select` list Exact refuses in one division.
         fake.refuse_select("sales_orders", "CustomField", division=1001)
+        # And a sync stream's.
+        fake.refuse_select("payment_terms", "AccountName", division=1002)
         run = run_tap(tmp_path, config(fake), with_catalog=False, timeout=600)
 
     assert run.returncode == 0, run.stderr[-3000:]
@@ -47,9 +49,13 @@ def test_a_refused_stream_is_skipped_and_the_run_succeeds_when_not_chosen_by_nam
     [select_refusal] = error_lines(run.stderr, SELECT_REFUSAL)
     assert "sales_orders (division 1001)" in select_refusal
     assert set(run.by_division("sales_orders")) == {1002}
+    [sync_refusal] = error_lines(run.stderr, "'AccountName' is not a valid property")
+    assert "payment_terms (division 1002)" in sync_refusal
+    assert set(run.by_division("payment_terms")) == {1001}
+    assert run.bookmark("payment_terms", 1002) is None
     assert (
-        "Skipped because Exact refused them: purchase_invoices (division 1002), "
-        "sales_orders (division 1001)" in run.stderr
+        "Skipped because Exact refused them: payment_terms (division 1002), "
+        "purchase_invoices (division 1002), sales_orders (division 1001)" in run.stderr
     )
     # Its bookmark for 1002 is not advanced: the next run tries the whole window again.
     assert run.bookmark("purchase_invoices", 1002) is None
