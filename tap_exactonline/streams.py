@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from singer_sdk.singerlib import RecordMessage, SchemaMessage
 from typing_extensions import override
 
 from tap_exactonline.catalog import SOFT_DELETE_COLUMN, EntitySpec
-from tap_exactonline.client import ODATA_SAFE, ExactStream, odata_rows
+from tap_exactonline.client import ODATA_SAFE, EntityRefusedError, ExactStream, odata_rows
 from tap_exactonline.odata import odata_datetime_literal, parse_int64
 
 FIRST_SYNC_TIMESTAMP = 1
@@ -55,7 +56,10 @@ SYNC_TIMESTAMP_ENTITIES = frozenset(
     }
 )
 TOMBSTONE_SOURCE_FIELDS = ("EntityKey", "EntityType", "DeletedDate")
+# Before any row's Modified: a filter that leaves nothing out.
 EARLIEST_MODIFIED = "1900-01-01T00:00:00"
+# Exact's 400 for "mandatory filtering" ends with the fields a $filter may name (REFERENCE §5).
+MANDATORY_FILTER_FIELDS = re.compile(r"mandatory filtering applied.*fields in the url:\s*([\w ,]+)")
 
 
 class SyncStream(ExactStream):
@@ -180,15 +184,46 @@ class ODataStream(ExactStream):
         super().__init__(tap)
         if self.spec.modified:
             self.replication_key = self.plan.column_for["Modified"]
+        # Divisions where Exact insists on a $filter ("mandatory filtering") that `Modified`
+        # satisfies: a read without bookmark or start_date filters from EARLIEST_MODIFIED there.
+        self._filter_required: set[int | None] = set()
 
     @override
     def query_params(self, context: Context | None) -> dict[str, str]:
         params = super().query_params(context)
         if self.replication_key:
             start = self.get_starting_replication_key_value(context)
+            if not (isinstance(start, str) and start) and self._division in self._filter_required:
+                start = EARLIEST_MODIFIED
             if isinstance(start, str) and start:
                 params["$filter"] = f"Modified ge {odata_datetime_literal(start)}"
         return params
+
+    @override
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        try:
+            yield from super().request_records(context)
+        except EntityRefusedError as error:
+            # Refused on the first page (before any row): ask again once, with a filter on
+            # Modified, if that is one of the fields Exact accepts.
+            if not self._modified_filter_accepted(error):
+                raise
+            self._filter_required.add(self._division)
+            self.logger.info(
+                "%s: Exact requires a $filter here; reading with Modified ge %s instead.",
+                self.describe(self._division),
+                EARLIEST_MODIFIED,
+            )
+            yield from super().request_records(context)
+
+    def _modified_filter_accepted(self, error: EntityRefusedError) -> bool:
+        match = MANDATORY_FILTER_FIELDS.search(str(error))
+        return (
+            match is not None
+            and self.replication_key is not None
+            and self._division not in self._filter_required
+            and "Modified" in {field.strip() for field in match.group(1).split(",")}
+        )
 
 
 class CurrentUserStream(ODataStream):

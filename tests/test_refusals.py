@@ -107,3 +107,39 @@ def test_a_refused_child_stream_is_not_asked_again_for_every_parent_row(tmp_path
     assert len(asked) == 1
     assert len(run.by_division("items")[1001]) == 25
     assert set(run.by_division("item_extra_fields")) == {1002}
+
+
+def test_a_mandatory_filter_that_takes_modified_is_met_on_the_first_run(tmp_path: Path):
+    path = "/api/v1/1002/" + load_catalog()["purchase_invoices"].path
+    with FakeExact(
+        divisions=DIVISIONS, rows={"purchase_invoices": 75}, minutely_limit=10**6, daily_limit=10**6
+    ) as fake:
+        fake.require_filter("purchase_invoices", fields=("InvoiceDate", "Modified"), division=1002)
+        first = run_tap(tmp_path / "first", config(fake), streams={"purchase_invoices"})
+        first_calls = [c for c in fake.calls if c[1] == path]
+        expected = {d: fake.row_count("purchase_invoices", d) for d in DIVISIONS}
+        fake.mutate("purchase_invoices", 1002, update=2)
+        calls_before = len(fake.calls)
+        second = run_tap(
+            tmp_path / "second",
+            config(fake),
+            streams={"purchase_invoices"},
+            state=first.final_state,
+        )
+        second_calls = [c for c in fake.calls[calls_before:] if c[1] == path]
+
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert not error_lines(first.stderr, REFUSAL)
+    assert "purchase_invoices (division 1002): Exact requires a $filter here" in first.stderr
+    assert {d: len(rows) for d, rows in first.by_division("purchase_invoices").items()} == expected
+    # Refused once without a filter, then read whole from the earliest Modified (2 pages).
+    statuses = [status for *_, status in first_calls]
+    assert statuses == [400, 200, 200]
+    assert "$filter" not in first_calls[0][2]
+    assert "Modified%20ge%20datetime'1900-01-01T00:00:00'" in first_calls[1][2]
+    assert first.bookmark("purchase_invoices", 1002) is not None
+    # The next run filters from its bookmark, as everywhere else: no refusal, no retry.
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert [status for *_, status in second_calls] == [200]
+    assert "1900-01-01" not in second_calls[0][2]
+    assert len(second.by_division("purchase_invoices")[1002]) >= 2
