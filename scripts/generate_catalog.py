@@ -185,8 +185,8 @@ def _same_rows(endpoint: dict, other: dict) -> bool:
     for TransactionLines; sync/Payroll/BankAccounts (employees') and crm/BankAccounts (accounts')
     share only a few generic ones."""
     fields = {p["name"] for p in endpoint["properties"]}
-    shared = fields & {p["name"] for p in other["properties"]}
-    return len(shared) >= 0.9 * len(fields)
+    other_fields = {p["name"] for p in other["properties"]}
+    return len(fields & other_fields) >= 0.9 * max(len(fields), len(other_fields))
 
 
 def build(source: dict) -> dict:

@@ -59,7 +59,9 @@ TOMBSTONE_SOURCE_FIELDS = ("EntityKey", "EntityType", "DeletedDate")
 # Before any row's Modified: a filter that leaves nothing out.
 EARLIEST_MODIFIED = "1900-01-01T00:00:00"
 # Exact's 400 for "mandatory filtering" ends with the fields a $filter may name (REFERENCE §5).
-MANDATORY_FILTER_FIELDS = re.compile(r"mandatory filtering applied.*fields in the url:\s*([\w ,]+)")
+MANDATORY_FILTER_FIELDS = re.compile(
+    r"mandatory filtering applied.*fields in the url:\s*([^\r\n]+)", re.IGNORECASE
+)
 
 
 class SyncStream(ExactStream):
@@ -201,12 +203,15 @@ class ODataStream(ExactStream):
 
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        read_any = False
         try:
-            yield from super().request_records(context)
+            for row in super().request_records(context):
+                read_any = True
+                yield row
         except EntityRefusedError as error:
-            # Refused on the first page (before any row): ask again once, with a filter on
+            # Refused before any row and without a filter: ask again once, with a filter on
             # Modified, if that is one of the fields Exact accepts.
-            if not self._modified_filter_accepted(error):
+            if read_any or not self._modified_filter_helps(error, context):
                 raise
             self._filter_required.add(self._division)
             self.logger.info(
@@ -216,14 +221,16 @@ class ODataStream(ExactStream):
             )
             yield from super().request_records(context)
 
-    def _modified_filter_accepted(self, error: EntityRefusedError) -> bool:
+    def _modified_filter_helps(self, error: EntityRefusedError, context: Context | None) -> bool:
         match = MANDATORY_FILTER_FIELDS.search(str(error))
-        return (
-            match is not None
-            and self.replication_key is not None
-            and self._division not in self._filter_required
-            and "Modified" in {field.strip() for field in match.group(1).split(",")}
-        )
+        if match is None or self.replication_key is None:
+            return False
+        if self._division in self._filter_required:
+            return False  # already asked with the filter
+        if self.get_starting_replication_key_value(context):
+            return False  # the refused request already filtered on Modified
+        accepted = {field.strip(" .") for field in match.group(1).split(",")}
+        return "Modified" in accepted
 
 
 class CurrentUserStream(ODataStream):
