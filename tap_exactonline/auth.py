@@ -84,6 +84,20 @@ class TokenSet:
         return data
 
     @classmethod
+    def from_token_response(
+        cls, body: dict[str, Any], *, now: float, origin: str, replaces: str, previous: str = ""
+    ) -> TokenSet:
+        """Exact's token answer -> the new link (`previous`: refresh token kept if none came)."""
+        return cls(
+            refresh_token=str(body.get("refresh_token") or previous),
+            access_token=str(body["access_token"]),
+            expires_at=now + token_lifetime(body),
+            obtained_at=now,
+            origin=origin,
+            replaces=replaces,
+        )
+
+    @classmethod
     def from_dict(cls, data: object) -> TokenSet | None:
         """Read a stored token set; anything malformed counts as absent."""
         if not isinstance(data, dict) or not isinstance(data.get("refresh_token"), str):
@@ -595,7 +609,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
         if too_soon and current.access_token_valid(now, margin=0) and not force:
             return  # Exact would refuse the refresh; the current token still works
         response = self._post_refresh(current.refresh_token)
-        body = _json_or_empty(response)
+        body = json_or_empty(response)
         if response.status_code == 200 and body.get("access_token"):
             self._rotate(body, now, current.origin)
             return
@@ -642,17 +656,12 @@ class ExactAuthenticator(requests.auth.AuthBase):
             ) from None
 
     def _rotate(self, body: dict[str, Any], now: float, origin: str) -> None:
-        try:
-            lifetime = float(body.get("expires_in") or 600)
-        except (TypeError, ValueError):
-            lifetime = 600.0
-        new = TokenSet(
-            refresh_token=str(body.get("refresh_token") or self._tokens.refresh_token),
-            access_token=str(body["access_token"]),
-            expires_at=now + lifetime,
-            obtained_at=now,
+        new = TokenSet.from_token_response(
+            body,
+            now=now,
             origin=origin,
             replaces=self._tokens.replaces,
+            previous=self._tokens.refresh_token,
         )
         # Durable first: if we crash after this line, the next run still has the new token.
         if self._store is not None:
@@ -660,7 +669,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
         self._tokens = new
         self.refresh_count += 1
         self._on_rotate(new)
-        LOGGER.info("Refreshed the Exact access token (valid %.0f s).", lifetime)
+        LOGGER.info("Refreshed the Exact access token (valid %.0f s).", new.expires_at - now)
 
     def _scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -668,7 +677,15 @@ class ExactAuthenticator(requests.auth.AuthBase):
         return text
 
 
-def _json_or_empty(response: requests.Response) -> dict[str, Any]:
+def token_lifetime(body: dict[str, Any]) -> float:
+    """Seconds the access token in Exact's token answer lasts (600 when not said)."""
+    try:
+        return float(body.get("expires_in") or 600)
+    except (TypeError, ValueError):
+        return 600.0
+
+
+def json_or_empty(response: requests.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:

@@ -22,8 +22,11 @@ import requests
 
 from tap_exactonline.auth import (
     TokenCodec,
+    TokenRefreshError,
     TokenSet,
+    TokenStore,
     fingerprint,
+    json_or_empty,
     open_token_store,
     token_store_problem,
 )
@@ -153,10 +156,7 @@ def exchange_code(
         )
     except requests.RequestException as exc:
         raise AuthorizationFailed(f"Exact's token endpoint could not be reached ({exc}).") from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
+    body = json_or_empty(response)
     if response.status_code == 200 and body.get("refresh_token") and body.get("access_token"):
         return dict(body)
     error = str(body.get("error") or response.status_code)
@@ -178,34 +178,47 @@ def exchange_code(
     raise AuthorizationFailed(f"Exact's token endpoint answered {error}.")
 
 
-def save_tokens(settings: dict[str, Any], body: dict[str, Any], env_file: Path) -> str:
+def open_store(settings: dict[str, Any], env_file: Path) -> TokenStore:
+    """The store the new tokens go to, opened before the browser step: a setting that cannot
+    work fails now, not after Exact has spent the single-use authorization code."""
+    location = settings.get("token_store")
+    if location and (problem := token_store_problem(str(location))):
+        raise AuthorizationFailed(problem)
+    try:
+        codec = TokenCodec(settings.get("token_encryption_key"))
+    except ValueError:
+        raise AuthorizationFailed(
+            "Setting `token_encryption_key` is not a Fernet key (32 url-safe base64-encoded bytes)."
+        ) from None
+    return open_token_store(
+        store_location(settings, env_file), client_id=str(settings["client_id"]), codec=codec
+    )
+
+
+def store_location(settings: dict[str, Any], env_file: Path) -> str:
+    """`token_store`, else a token file next to .env: without a store the access token just
+    issued would be lost, and Exact refuses a new one for 570 s."""
+    default = env_file.parent / ".exactonline-tokens.json"
+    return str(settings.get("token_store") or default.resolve())
+
+
+def save_tokens(
+    settings: dict[str, Any], body: dict[str, Any], store: TokenStore, env_file: Path
+) -> str:
     """Write the new chain where the tap looks first; return what to tell the user."""
-    now = time.time()
-    refresh_token = str(body["refresh_token"])
-    tokens = TokenSet(
-        refresh_token=refresh_token,
-        access_token=str(body["access_token"]),
-        expires_at=now + float(body.get("expires_in") or 600),
-        obtained_at=now,
-        origin=fingerprint(refresh_token),
+    tokens = TokenSet.from_token_response(
+        body,
+        now=time.time(),
+        origin=fingerprint(str(body["refresh_token"])),
         replaces=fingerprint(str(settings["refresh_token"]))
         if settings.get("refresh_token")
         else "",
     )
-    location = settings.get("token_store")
-    if location and (problem := token_store_problem(str(location))):
-        raise AuthorizationFailed(problem)
-    if not location:
-        # Without a store the access token just issued would be lost, and Exact refuses a
-        # new one for 570 s: keep both in a token file next to .env and point the tap at it.
-        location = str((env_file.parent / ".exactonline-tokens.json").resolve())
-        _write_env(env_file, f"{ENV_PREFIX}TOKEN_STORE", location)
-    codec = TokenCodec(settings.get("token_encryption_key"))
-    store = open_token_store(str(location), client_id=str(settings["client_id"]), codec=codec)
     with store.locked():
         store.write(tokens)
     saved = f"Saved the new tokens to the token store ({store!r})."
     if not settings.get("token_store"):
+        _write_env(env_file, f"{ENV_PREFIX}TOKEN_STORE", store_location(settings, env_file))
         saved += (
             f"\n{env_file} now sets {ENV_PREFIX}TOKEN_STORE to it (Meltano reads .env). Keep"
             " that file: it is where every rotated token goes. To keep it elsewhere:\n"
@@ -249,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         origin = origin_of(settings)
+        store = open_store(settings, Path(args.env_file))
         redirect_uri = args.redirect_uri or settings.get("redirect_uri") or DEFAULT_REDIRECT_URI
         state = secrets.token_urlsafe(16)
         url = authorize_url(origin, str(settings["client_id"]), redirect_uri, state)
@@ -263,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             print("Then paste the whole URL your browser was sent to:", flush=True)
             code = code_from_callback(sys.stdin.readline(), state)
         body = exchange_code(origin, settings, code, redirect_uri)
-        print(save_tokens(settings, body, Path(args.env_file)), flush=True)
-    except AuthorizationFailed as failure:
+        print(save_tokens(settings, body, store, Path(args.env_file)), flush=True)
+    except (AuthorizationFailed, TokenRefreshError) as failure:
         print(f"tap-exactonline-auth: {failure}", file=sys.stderr, flush=True)
         return 1
     return 0

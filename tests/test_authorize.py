@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from tests.conftest import run_meltano, set_plugin_config
+from tests.conftest import _free_port, run_meltano, set_plugin_config
 from tests.fake_exact import FakeExact
 from tests.tap_runner import fake_config, run_tap
 
 AUTH = shutil.which("tap-exactonline-auth") or str(
     Path(sys.executable).with_name("tap-exactonline-auth")
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_auth(
@@ -69,7 +62,7 @@ def assert_no_secret(fake: FakeExact, *texts: str) -> None:
 
 
 def test_listen_mode_writes_the_token_store_and_the_tap_continues_from_it(tmp_path: Path):
-    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    redirect = f"http://127.0.0.1:{_free_port()}/callback"
     store = tmp_path / "tokens.json"
     with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
         settings = fake_config(fake, token_store=str(store), redirect_uri=redirect)
@@ -163,6 +156,27 @@ def test_clear_errors_for_reused_and_expired_codes_redirects_and_secrets(tmp_pat
 
         assert "Traceback" not in stderr
         assert_no_secret(fake, stderr)
+
+
+def test_a_setting_that_cannot_keep_the_tokens_fails_before_the_login(tmp_path: Path):
+    # Found only after the exchange, Exact would have spent the code and the tokens be lost.
+    with FakeExact(divisions=(1001,)) as fake:
+        settings = fake_config(
+            fake, token_store=str(tmp_path / "t.json"), token_encryption_key="not-a-fernet-key"
+        )
+        (tmp_path / "config.json").write_text(json.dumps(settings))
+        result = subprocess.run(
+            [AUTH, "--config", str(tmp_path / "config.json"), "--paste"],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert "http" not in result.stdout  # no authorize URL: nobody is sent to log in
+        assert "`token_encryption_key` is not a Fernet key" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert fake.token_calls == 0
 
 
 def test_meltano_invoke_runs_the_auth_command(meltano_project: Path, tmp_path: Path):
