@@ -79,6 +79,7 @@ class SyncStream(ExactStream):
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
         self.replication_key = self.plan.column_for["Timestamp"]
+        self._start = 0  # the Timestamp this partition's read starts after
         self.resync = self.name in (self.config.get("resync_streams") or [])
         if self.resync:
             # Records carry this version; ACTIVATE_VERSION after the read makes the target mark
@@ -158,8 +159,15 @@ class SyncStream(ExactStream):
         return max(first - 1, FIRST_SYNC_TIMESTAMP)
 
     @override
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        # Worked out once per partition: it may cost a SyncTimestamp call.
+        self._start = self.starting_timestamp(context)
+        if self._start != NO_ROWS_TIMESTAMP:  # else nothing changed since start_date
+            yield from super().request_records(context)
+
+    @override
     def query_params(self, context: Context | None) -> dict[str, str]:
-        start = self.starting_timestamp(context)
+        start = self._start
         condition = f"Timestamp gt {start}L" if start else f"Timestamp gt {FIRST_SYNC_TIMESTAMP}"
         return {"$filter": condition, **super().query_params(context)}
 
@@ -294,7 +302,6 @@ class ChildReadStream(ODataStream):
     @override
     def query_params(self, context: Context | None) -> dict[str, str]:
         params = super().query_params(context)
-        params.pop("$filter", None)
         start = self.config.get("start_date") or EARLIEST_MODIFIED
         for name, source in self.child.parameters.items():
             kind, _, _ = source.partition(":")
@@ -454,8 +461,9 @@ STREAM_KINDS: dict[str, type[ExactStream]] = {
 def stream_classes(specs: Iterable[EntitySpec]) -> list[type[ExactStream]]:
     """A class per entity (the SDK links child streams to parents by class)."""
     classes: dict[str, type[ExactStream]] = {}
-    # Parents before children; the deletion log after every stream whose rows it marks.
-    specs = sorted(specs, key=lambda spec: (spec.path == DELETED_PATH, spec.child_of is not None))
+    # Parents first: a child's class names its parent's. (The deletion log's place among the
+    # streams is decided by TapExactOnline.streams.)
+    specs = sorted(specs, key=lambda spec: spec.child_of is not None)
     for spec in specs:
         attributes: dict[str, Any] = {"spec": spec, "__module__": __name__}
         base = STREAM_KINDS[spec.api]

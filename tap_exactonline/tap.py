@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from datetime import datetime, timezone
@@ -215,7 +214,8 @@ class TapExactOnline(Tap):
         self.refused: set[tuple[str, int | None]] = set()
         # Divisions Exact answered 403 for, checked once: skipped for every stream.
         self._division_access: dict[int, bool] = {}
-        self._incoming_bookmarks: dict[str, Any] = {}
+        # (stream, division) pairs that arrived with a bookmark.
+        self._incoming_bookmarks: set[tuple[str, int | None]] = set()
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -408,7 +408,10 @@ class TapExactOnline(Tap):
         self.logger.error("%s. Skipping it; the other streams and divisions go on.", error)
 
     def is_refused(self, stream: str, division: int | None) -> bool:
-        return (stream, division) in self.refused or division in self.forbidden_divisions
+        # Asked for every parent row of a child stream: set and dict lookups only.
+        if (stream, division) in self.refused:
+            return True
+        return division is not None and self._division_access.get(division) is False
 
     @property
     def forbidden_divisions(self) -> list[int]:
@@ -437,11 +440,7 @@ class TapExactOnline(Tap):
 
     def had_bookmark(self, stream: str, division: int | None) -> bool:
         """Did this stream arrive with a bookmark for this division (loaded before)?"""
-        partitions = (self._incoming_bookmarks.get(stream) or {}).get("partitions") or []
-        return any(
-            p.get("context", {}).get("division") == division and p.get("replication_key_value")
-            for p in partitions
-        )
+        return (stream, division) in self._incoming_bookmarks
 
     def explicitly_selected(self, stream: str) -> bool:
         """Selected by name in the input catalog, not by default or by selecting everything."""
@@ -615,7 +614,12 @@ class TapExactOnline(Tap):
         # Decoded (and, if encrypted, decrypted) when the authenticator is made, where a
         # wrong key ends the run with one line instead of a traceback.
         self._incoming_token_state = state.get(TOKEN_STATE_KEY)
-        self._incoming_bookmarks = copy.deepcopy(state.get("bookmarks") or {})
+        self._incoming_bookmarks = {
+            (stream, partition.get("context", {}).get("division"))
+            for stream, bookmark in (state.get("bookmarks") or {}).items()
+            for partition in (bookmark or {}).get("partitions") or []
+            if partition.get("replication_key_value")
+        }
         if isinstance(state.get(DIVISION_MOVES_STATE_KEY), dict):
             self.mutable_state[DIVISION_MOVES_STATE_KEY] = dict(state[DIVISION_MOVES_STATE_KEY])
 

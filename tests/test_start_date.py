@@ -57,3 +57,5 @@ def test_start_date_after_every_row_reads_nothing(tmp_path: Path):
         assert run.returncode == 0, run.stderr[-3000:]
         assert run.record_counts() == {}
         assert "nothing in transaction_lines (division 1001) was modified since" in run.stderr
+        # Not even an empty page is asked for: it would cost a call on every run.
+        assert not [c for c in fake.calls if "/sync/Financial/TransactionLines" in c[1]]
