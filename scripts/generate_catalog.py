@@ -55,10 +55,10 @@ KEY_OVERRIDES = {
     "EmploymentEndReasonsOnFocusDate": ["ID"],
 }
 
-# Read functions that need parameters taken from a parent stream's records.
 # sync/Deleted entity names that differ from the entity serving those rows today.
 DELETED_ENTITY_ALIASES = {"ItemPrices": "SalesItemPrices"}
 
+# Read functions that need parameters taken from a parent stream's records.
 CHILDREN = {
     "ItemExtraField": {
         "parent": "items",
@@ -375,24 +375,17 @@ def _stream(name: str, entity: str, group: list[dict], child: dict | None) -> di
     return stream
 
 
-def replication_method_without_deletions(spec: EntitySpec) -> str:
-    return "incremental (`modified`)" if spec.modified else "full table"
-
-
 def replication_method(spec: EntitySpec) -> str:
-    if spec.child_of and spec.child_of.on_request:
-        return f"per changed `{spec.child_of.parent}` row, only when selected by name"
     if spec.child_of:
-        return f"per changed `{spec.child_of.parent}` row"
-    if spec.api == "sync" and spec.deleted_entity_type is not None:
-        return "incremental (`timestamp`), deletions applied"
+        when = ", only when selected by name" if spec.child_of.on_request else ""
+        return f"per changed `{spec.child_of.parent}` row{when}"
     if spec.api == "sync":
-        return "incremental (`timestamp`)"
-    if spec.deleted_entity_type is not None:
-        return f"{replication_method_without_deletions(spec)}, deletions applied"
-    if spec.modified and spec.api != "current":
-        return "incremental (`modified`)"
-    return "full table"
+        method = "incremental (`timestamp`)"
+    elif spec.modified and spec.api != "current":
+        method = "incremental (`modified`)"
+    else:
+        method = "full table"
+    return f"{method}, deletions applied" if spec.deleted_entity_type is not None else method
 
 
 def streams_table() -> str:

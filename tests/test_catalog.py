@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from scripts.generate_catalog import DEFAULT_SOURCE, OUTPUT, README, build, readme_with_table
+from scripts.generate_catalog import (
+    DEFAULT_SOURCE,
+    OUTPUT,
+    README,
+    _relative_path,
+    build,
+    readme_with_table,
+)
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.odata import snake_case
 from tests.tap_runner import discover
@@ -21,7 +28,7 @@ def test_catalog_matches_generator():
     if not DEFAULT_SOURCE.exists():
         pytest.skip(f"{DEFAULT_SOURCE} is not next to the repository")
     expected = build(json.loads(DEFAULT_SOURCE.read_text()))
-    committed = json.loads(Path(OUTPUT).read_text())
+    committed = json.loads(OUTPUT.read_text())
     assert committed == json.loads(json.dumps(expected)), (
         "catalog.json is stale: run `uv run python scripts/generate_catalog.py`"
     )
@@ -31,23 +38,16 @@ def test_every_endpoint_is_a_stream_or_left_out_with_a_reason():
     if not DEFAULT_SOURCE.exists():
         pytest.skip(f"{DEFAULT_SOURCE} is not next to the repository")
     source = json.loads(DEFAULT_SOURCE.read_text())
-    gettable = {
-        uri.split("{division}/", 1)[-1].removeprefix("/api/v1/")
-        for uri, endpoint in source["endpoints"].items()
-        if "GET" in endpoint["methods"]
-    }
+    endpoints = {_relative_path(uri)[0]: e for uri, e in source["endpoints"].items()}
+    gettable = {path for path, endpoint in endpoints.items() if "GET" in endpoint["methods"]}
     read = {spec.path for spec in CATALOG.values()}
     # Endpoints whose rows a cheaper API of the same stream reads instead.
     cheaper = {path for spec in CATALOG.values() for path in spec.alternatives.values()}
-    left_out = {entry["path"] for entry in json.loads(Path(OUTPUT).read_text())["excluded"]}
+    left_out = {entry["path"] for entry in json.loads(OUTPUT.read_text())["excluded"]}
     assert gettable - read - cheaper - left_out == set()
     assert read & left_out == set()
     # An endpoint of another service counts as "read by a cheaper API" only if that API serves
     # the same rows: nearly the same fields.
-    endpoints = {
-        uri.split("{division}/", 1)[-1].removeprefix("/api/v1/"): e
-        for uri, e in source["endpoints"].items()
-    }
     for spec in CATALOG.values():
         service = endpoints[spec.path]["service"].lower()
         for path in spec.alternatives.values():
@@ -96,7 +96,7 @@ def test_readme_stream_tables_are_generated_from_the_catalog():
     assert readme == readme_with_table(readme), (
         "README stream table is stale: run `uv run python scripts/generate_catalog.py`"
     )
-    excluded = json.loads(Path(OUTPUT).read_text())["excluded"]
+    excluded = json.loads(OUTPUT.read_text())["excluded"]
     assert excluded
     for entry in excluded:
         assert f"| {entry['name']} | `{entry['path']}` | {entry['reason']} |" in readme
