@@ -31,7 +31,14 @@ LOGGER = logging.getLogger("tap_exactonline.auth")
 ACCESS_TOKEN_MARGIN_SECONDS = 30
 MIN_REFRESH_INTERVAL_SECONDS = 570
 TOO_EARLY_DESCRIPTION = "access_token not expired"
-REAUTHORIZE_ERRORS = {"invalid_grant", "invalid_client", "invalid_request", "unauthorized_client"}
+REAUTHORIZE_ERRORS = {"invalid_grant", "invalid_request", "unauthorized_client"}
+# `invalid_client`: Exact does not know this client_id/client_secret pair. A new authorization
+# would be refused the same way, so the message points at the settings instead.
+INVALID_CLIENT_MESSAGE = (
+    "Exact rejected the app's credentials (invalid_client): the `client_secret` setting (or "
+    "`client_id`) is wrong. Copy both from the app's registration in the Exact App Center "
+    "(Manage apps)"
+)
 TOKEN_STATE_KEY = "exactonline_tokens"
 # A run holds the store's lock only for one token call (bounded by request_timeout).
 LOCK_WAIT_SECONDS = 180.0
@@ -39,7 +46,11 @@ LOCK_POLL_SECONDS = 0.05
 
 
 class AuthorizationRequiredError(Exception):
-    """Exact refused our refresh token or client: a person has to authorize the app again."""
+    """Exact refused our refresh token: a person has to authorize the app again."""
+
+
+class ClientRejectedError(Exception):
+    """Exact refused our client_id/client_secret (`invalid_client`): a setting is wrong."""
 
 
 class TokenRefreshError(Exception):
@@ -622,6 +633,11 @@ class ExactAuthenticator(requests.auth.AuthBase):
             raise TokenRefreshError(
                 "Exact refused a token refresh because the last one was less than 570 s ago, "
                 "and there is no valid access token to continue with; run again in 10 minutes."
+            )
+        if error == "invalid_client":
+            # Exact checks the client before the grant: the refresh token was not spent.
+            raise ClientRejectedError(
+                f"{INVALID_CLIENT_MESSAGE}. The refresh token is kept for the next run."
             )
         if error in REAUTHORIZE_ERRORS or response.status_code in (400, 401):
             reason = self._scrub(error or str(response.status_code))

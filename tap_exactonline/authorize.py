@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 
 from tap_exactonline.auth import (
+    INVALID_CLIENT_MESSAGE,
     TokenCodec,
     TokenRefreshError,
     TokenSet,
@@ -162,9 +163,8 @@ def exchange_code(
     error = str(body.get("error") or response.status_code)
     description = str(body.get("error_description") or "").lower()
     if error == "invalid_client":
-        raise AuthorizationFailed(
-            "Exact rejected the client ID or secret: check `client_id` and `client_secret`."
-        )
+        # Logging in again would not help: the settings are wrong, not the authorization.
+        raise AuthorizationFailed(f"{INVALID_CLIENT_MESSAGE}, then run this command again.")
     if "redirect" in description:
         raise AuthorizationFailed(
             f"Exact refused the redirect URI {redirect_uri}: it must be exactly the one registered "

@@ -6,7 +6,10 @@ and its key. This module turns a spec into a JSON schema; streams.py turns it in
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -59,7 +62,9 @@ class EntitySpec:
     select_required: bool
     select_star_refused: bool
     child_of: ChildSpec | None = None
-    alternatives: dict[str, str] = field(default_factory=dict)
+    # The other APIs that serve this entity's rows, each a spec of the same stream read from
+    # there: the user may choose one with the `stream_api` setting (more columns, more calls).
+    alternatives: dict[str, EntitySpec] = field(default_factory=dict)
     # The `EntityType` code sync/Deleted uses for this entity: its deletions become tombstones
     # in this stream.
     deleted_entity_type: int | None = None
@@ -67,6 +72,8 @@ class EntitySpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EntitySpec:
         child = data.get("child_of")
+        # An alternative is the same stream (name, entity) on another endpoint.
+        same_stream = {"name": data["name"], "entity": data["entity"]}
         return cls(
             name=data["name"],
             entity=data["entity"],
@@ -80,9 +87,21 @@ class EntitySpec:
             select_required=data["select_required"],
             select_star_refused=data["select_star_refused"],
             child_of=ChildSpec(**child) if child else None,
-            alternatives=dict(data.get("alternatives") or {}),
+            alternatives={
+                api: cls.from_dict({**entry, **same_stream})
+                for api, entry in (data.get("alternatives") or {}).items()
+            },
             deleted_entity_type=data.get("deleted_entity_type"),
         )
+
+    @property
+    def apis(self) -> tuple[str, ...]:
+        """The APIs this stream can be read from, the default (cheapest) first."""
+        return (self.api, *self.alternatives)
+
+    def on_api(self, api: str) -> EntitySpec:
+        """This stream as read from `api` (one of `apis`)."""
+        return self if api == self.api else self.alternatives[api]
 
     @property
     def url_path(self) -> str:
@@ -124,6 +143,55 @@ def load_catalog() -> dict[str, EntitySpec]:
     return {entry["name"]: EntitySpec.from_dict(entry) for entry in raw["streams"]}
 
 
-def stream_specs(*, include_beta: bool) -> list[EntitySpec]:
-    """Every catalog entity; Exact's beta endpoints only when the user opts in."""
-    return [spec for spec in load_catalog().values() if include_beta or spec.api != "beta"]
+def stream_specs(*, include_beta: bool, apis: Mapping[str, str] | None = None) -> list[EntitySpec]:
+    """Every catalog entity, each on the API `apis` names for it (else the cheapest); Exact's
+    beta endpoints only when the user opts in."""
+    apis = apis or {}
+    return [
+        spec.on_api(apis.get(spec.name, spec.api))
+        for spec in load_catalog().values()
+        if include_beta or spec.api != "beta"
+    ]
+
+
+def parse_stream_api(value: object) -> tuple[dict[str, str], list[str]]:
+    """The `stream_api` setting (stream name -> API) -> (the valid choices, one line per bad
+    entry). Meltano passes an object set on the command line or in an env var as a JSON string."""
+    if value is None or value == "":
+        return {}, []
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if not isinstance(value, dict):
+        return {}, [
+            "Setting `stream_api` must be an object of stream name -> API, e.g. "
+            f'{{"items": "standard"}} (got {value!r}).'
+        ]
+    catalog = load_catalog()
+    choices, problems = {}, []
+    for name, api in value.items():
+        problem = _stream_api_problem(catalog, str(name), api)
+        if problem:
+            problems.append(f"Setting `stream_api`: {problem}")
+        else:
+            choices[str(name)] = str(api)
+    return choices, problems
+
+
+def _stream_api_problem(catalog: dict[str, EntitySpec], name: str, api: object) -> str | None:
+    spec = catalog.get(name)
+    if spec is None:
+        with_choice = sorted(n for n, s in catalog.items() if s.alternatives)
+        close = difflib.get_close_matches(name, with_choice, n=3)
+        if close:
+            return f"`{name}` is not a stream; did you mean {_names(close)}?"
+        return f"`{name}` is not a stream; the streams with a choice: {_names(with_choice)}."
+    if not spec.alternatives:
+        return f"`{name}` is read from `{spec.api}` only; Exact serves it from no other API."
+    if api not in spec.apis:
+        return f"`{name}` cannot be read from {api!r}; choose one of {_names(spec.apis)}."
+    return None
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)

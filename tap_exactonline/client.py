@@ -10,6 +10,7 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
+from http import HTTPStatus
 from typing import Any, ClassVar, NoReturn, Protocol, cast
 from urllib.parse import ParseResult, quote, urlsplit
 
@@ -24,8 +25,14 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
 from typing_extensions import override
 
-from tap_exactonline.auth import AuthorizationRequiredError, ExactAuthenticator, TokenRefreshError
+from tap_exactonline.auth import (
+    AuthorizationRequiredError,
+    ClientRejectedError,
+    ExactAuthenticator,
+    TokenRefreshError,
+)
 from tap_exactonline.catalog import EntitySpec
+from tap_exactonline.exact_clock import ExactClock
 from tap_exactonline.odata import DIVISION_FIELD, RecordPlan
 
 LOGGER = logging.getLogger("tap_exactonline.http")
@@ -40,6 +47,38 @@ _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
 # OData punctuation stays readable in the query; spaces become %20 (not "+").
 ODATA_SAFE = "$,'():"
+# Exact's `Reason` header on a 403 says why (picqer/exact-php-client PR #451 shows it). These
+# close a whole division, for every entity: what the user can do about each.
+DIVISION_WIDE_REASONS = {
+    "NoDivisionAccess": "the user who authorized the app has no access to it, or it was not "
+    "granted when the app was authorized: give that user access in Exact, or authorize again "
+    "with tap-exactonline-auth and grant this division",
+    "DivisionBlocked": "Exact has blocked this division: an administrator of its Exact licence "
+    "must unblock it, or remove it from `divisions`",
+    "LicenseExpired": "the Exact licence this division belongs to has expired: its owner must "
+    "renew it, or remove it from `divisions`",
+    "BlockedCustomer": "Exact has blocked the customer this division belongs to: the licence "
+    "holder must settle that with Exact, or remove it from `divisions`",
+}
+# These refuse the user who authorized the app, so every further call would be refused too.
+USER_WIDE_REASONS = {
+    "BlockedUser": "Exact has blocked the user who authorized the app: an Exact administrator "
+    "must unblock that user",
+    "InactiveUser": "the user who authorized the app is no longer active in Exact: an Exact "
+    "administrator must reactivate that user",
+}
+_REASON_CODE = re.compile(r"\s*(\w+)")
+# Exact's 400 for a `$select` field it no longer knows (dropped or renamed since the reference
+# our catalog was made from), in the words of its OData v2 server and of our fake.
+_REFUSED_FIELD = re.compile(
+    r"'([^']+)' is not a valid property"
+    r"|property name '([^']+)' is not valid"
+    r"|could not find a property named '([^']+)'",
+    re.IGNORECASE,
+)
+# Fields dropped from one stream's `$select` in one division before the stream is refused:
+# each drop costs a refused call, and Exact allows 10 errors an hour per endpoint.
+MAX_DROPPED_FIELDS = 5
 
 
 class ExactAPIError(FatalAPIError):
@@ -51,9 +90,15 @@ class EntityRefusedError(ExactAPIError):
     refused `$select`, no rights to the module, an endpoint this country's product lacks (or,
     for a 403, no access to the division at all: `division_forbidden` tells which)."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, reason: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason  # the 403's `Reason` header (its code), if Exact sent one
+
+
+class UserRefusedError(ExactAPIError):
+    """Exact refuses the user who authorized the app (403 BlockedUser, InactiveUser): every
+    further call would be refused too, and count against Exact's 10 errors an hour."""
 
 
 class UnauthorizedError(ExactAPIError):
@@ -204,6 +249,18 @@ def payload_of(response: requests.Response) -> Any:
     return payload
 
 
+def refusal_reason(response: requests.Response) -> str | None:
+    """The code of a 403's `Reason` header ("DivisionBlocked"; a text after it is dropped)."""
+    match = _REASON_CODE.match(response.headers.get("Reason") or "")
+    return match.group(1) if match else None
+
+
+def refused_field_name(message: str) -> str | None:
+    """The field an Exact 400 says is not a property of the entity, as Exact spells it."""
+    match = _REFUSED_FIELD.search(message)
+    return next((name for name in match.groups() if name), None) if match else None
+
+
 def exact_error_text(response: requests.Response) -> str:
     """Exact's own words: `error.message.value`, an OAuth description, or a cleaned-up body."""
     try:
@@ -254,7 +311,7 @@ class ExactHttp:
         if status in TRANSIENT_STATUSES or status > 500:
             raise RetriableAPIError(f"{what}: HTTP {status}: {self._text(response)}", response)
         if status in REFUSING_STATUSES:
-            raise EntityRefusedError(f"{what}: HTTP {status}: {self._text(response)}", status)
+            self._refuse(response, what)
         if status >= 400:
             raise ExactAPIError(f"{what}: HTTP {status}: {self._text(response)}")
         try:
@@ -264,6 +321,21 @@ class ExactHttp:
             raise RetriableAPIError(
                 f"{what}: HTTP {status} without a JSON body: {self._text(response)}", response
             ) from None
+
+    def _refuse(self, response: requests.Response, what: str) -> NoReturn:
+        """A 400/403/404 in one line; a 403 names Exact's `Reason`, and one that refuses the
+        user ends the run (no call after it: each would be refused and counted as an error)."""
+        status = response.status_code
+        reason = refusal_reason(response) if status == HTTPStatus.FORBIDDEN else None
+        shown = f"HTTP {status}" if reason is None else f"HTTP {status} (Reason: {reason})"
+        message = f"{what}: {shown}: {self._text(response)}"
+        if reason in USER_WIDE_REASONS:
+            raise UserRefusedError(
+                f"{message}. {USER_WIDE_REASONS[reason]}, or authorize the app with another "
+                "Exact user (tap-exactonline-auth). Stopping the run: Exact would refuse every "
+                "further call, and counts each against its limit of 10 errors an hour."
+            )
+        raise EntityRefusedError(message, status, reason)
 
     def execute(
         self,
@@ -363,6 +435,7 @@ class ExactTapContext(Protocol):
 
     api_base: str
     origin: str
+    clock: ExactClock
     authenticator: ExactAuthenticator
     http: ExactHttp
     limiter: RateLimiter
@@ -385,7 +458,12 @@ class ExactTapContext(Protocol):
 
 
 # Failures that no retry will fix: end the run with one line instead of a traceback.
-RUN_ENDING_ERRORS = (AuthorizationRequiredError, TokenRefreshError, FatalAPIError)
+RUN_ENDING_ERRORS = (
+    AuthorizationRequiredError,
+    ClientRejectedError,
+    TokenRefreshError,
+    FatalAPIError,
+)
 
 
 class ExactStream(RESTStream[ParseResult]):
@@ -398,7 +476,8 @@ class ExactStream(RESTStream[ParseResult]):
 
     def __init__(self, tap: Tap) -> None:
         rename = tap.config.get("column_names", "snake_case") == "snake_case"
-        self.plan = RecordPlan(self.spec.record_fields, rename=rename)
+        clock = cast("ExactTapContext", tap).clock
+        self.plan = RecordPlan(self.spec.record_fields, rename=rename, clock=clock)
         super().__init__(
             tap, name=self.spec.name, schema=self.spec.schema(self.plan), path=self.spec.url_path
         )
@@ -406,6 +485,8 @@ class ExactStream(RESTStream[ParseResult]):
         self.primary_keys = list(dict.fromkeys(keys))
         self._division: int | None = None
         self._stopped_short = False
+        # Per division, the fields Exact no longer accepts in `$select` (found in this run).
+        self._dropped_fields: dict[int | None, set[str]] = {}
         # Divisions this run did not read completely (budget spent, refused, inaccessible).
         self.incomplete_divisions: set[int | None] = set()
 
@@ -469,18 +550,69 @@ class ExactStream(RESTStream[ParseResult]):
         self.exact.http.check(response, self.describe(division_of(response.url)))
 
     @cached_property
+    def essential_fields(self) -> frozenset[str]:
+        """Keys and bookmarks: always read, and never read without."""
+        return frozenset({*self.spec.keys, "Timestamp", "Modified", DIVISION_FIELD})
+
+    @cached_property
     def selected_fields(self) -> list[str]:
         """Exact fields whose columns are selected in the catalog (keys and bookmarks always)."""
-        always = {*self.spec.keys, "Timestamp", "Modified", DIVISION_FIELD}
         return [
             name
             for name in self.spec.fields
-            if name in always or self.mask[("properties", self.plan.column_for[name])]
+            if name in self.essential_fields
+            or self.mask[("properties", self.plan.column_for[name])]
         ]
+
+    def asked_fields(self) -> list[str]:
+        """The `$select` of this division: the selected fields Exact still accepts here."""
+        dropped = self._dropped_fields.get(self._division, set())
+        return [name for name in self.selected_fields if name not in dropped]
 
     def query_params(self, context: Context | None) -> dict[str, str]:
         """Options for the first page; later pages follow Exact's `__next` link as given."""
-        return {"$select": ",".join(self.selected_fields)}
+        return {"$select": ",".join(self.asked_fields())}
+
+    @override
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Read; a field Exact no longer accepts is dropped from `$select` and asked again."""
+        while True:
+            read_any = False
+            try:
+                for row in super().request_records(context):
+                    read_any = True
+                    yield row
+            except EntityRefusedError as error:
+                field = None if read_any else self._droppable_field(error)
+                if field is None:
+                    raise
+                self._drop_field(field, error)
+            else:
+                return
+
+    def _droppable_field(self, error: EntityRefusedError) -> str | None:
+        """The field Exact's 400 names, if reading on without it loses only that column: one we
+        asked for, not a key or bookmark, within MAX_DROPPED_FIELDS."""
+        named = refused_field_name(str(error)) if error.status == HTTPStatus.BAD_REQUEST else None
+        if named is None:
+            return None
+        if len(self._dropped_fields.get(self._division, ())) >= MAX_DROPPED_FIELDS:
+            return None
+        asked = {name.lower(): name for name in self.asked_fields()}
+        field = asked.get(named.lower())
+        return None if field is None or field in self.essential_fields else field
+
+    def _drop_field(self, field: str, error: EntityRefusedError) -> None:
+        # The column stays in the schema (null here), so the target's table keeps its shape.
+        self._dropped_fields.setdefault(self._division, set()).add(field)
+        self.logger.warning(
+            "%s: Exact no longer accepts the field %s (%s); reading without it, so column %s "
+            "stays empty (null) there. A newer tap-exactonline may know its new name.",
+            self.describe(self._division),
+            field,
+            str(error).split(": ", 1)[-1],
+            self.plan.column_for[field],
+        )
 
     @override
     def get_http_request(self, *, page: PageContext[ParseResult]) -> HTTPRequest:

@@ -18,7 +18,7 @@ from typing_extensions import override
 
 from tap_exactonline.catalog import SOFT_DELETE_COLUMN, EntitySpec
 from tap_exactonline.client import ODATA_SAFE, EntityRefusedError, ExactStream, odata_rows
-from tap_exactonline.odata import odata_datetime_literal, parse_int64
+from tap_exactonline.odata import parse_int64
 
 FIRST_SYNC_TIMESTAMP = 1
 DELETED_PATH = "sync/Deleted"
@@ -64,7 +64,42 @@ MANDATORY_FILTER_FIELDS = re.compile(
 )
 
 
-class SyncStream(ExactStream):
+class ApiStream(ExactStream):
+    """A stream on the API the catalog, or the user's `stream_api`, chose for its entity."""
+
+    @override
+    def _write_starting_replication_value(self, context: Context | None) -> None:
+        self._forget_bookmark_of_another_api(context)
+        super()._write_starting_replication_value(context)
+
+    def _forget_bookmark_of_another_api(self, context: Context | None) -> None:
+        """A bookmark on another replication key was written while `stream_api` read this stream
+        from another API: a Timestamp is a row version, not a Modified date, and the other way
+        round. The SDK would only skip it for this run's start and keep it in the state; drop
+        it, so the read starts from start_date or the start, and say why."""
+        state = self.get_context_state(context)
+        kept, current = state.get("replication_key"), self.replication_key
+        if state.get("replication_key_value") is None or not isinstance(kept, str):
+            return
+        if current is not None and kept.lower() == current.lower():
+            return  # the same field (`column_names` may have changed its case): not ours
+        start_date = self.config.get("start_date")
+        if current is None:
+            how = "in full"
+        else:
+            how = f"from start_date {start_date}" if start_date else "from the start"
+        self.logger.warning(
+            "%s: its bookmark is on `%s`, written while `stream_api` read it from another API; "
+            "reading it %s instead.",
+            self.describe(context.get("division") if context else None),
+            kept,
+            how,
+        )
+        state.pop("replication_key", None)
+        state.pop("replication_key_value", None)
+
+
+class SyncStream(ApiStream):
     """`/sync/...`: 1,000 rows a call, incremental on Exact's rowversion `Timestamp`.
 
     Rows come in Timestamp order, so the bookmark advances with every record and an
@@ -138,7 +173,7 @@ class SyncStream(ExactStream):
             return 0
         url = (
             f"{self.url_base}/{division}/{SYNC_TIMESTAMP_PATH}"
-            f"?modified={quote(odata_datetime_literal(start_date), safe=ODATA_SAFE)}"
+            f"?modified={quote(self.exact.clock.literal(start_date), safe=ODATA_SAFE)}"
             f"&endPoint=%27{entity}%27"
         )
         rows = list(odata_rows(self.exact.get(url)))
@@ -183,7 +218,7 @@ def _row_timestamp(row: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
-class ODataStream(ExactStream):
+class ODataStream(ApiStream):
     """Standard, bulk, read and beta endpoints: `__next` paging; incremental on `Modified`.
 
     Exact returns these in key order, not by Modified, so the bookmark moves only after a
@@ -206,7 +241,7 @@ class ODataStream(ExactStream):
             if not (isinstance(start, str) and start) and self._division in self._filter_required:
                 start = EARLIEST_MODIFIED
             if isinstance(start, str) and start:
-                params["$filter"] = f"Modified ge {odata_datetime_literal(start)}"
+                params["$filter"] = f"Modified ge {self.exact.clock.literal(start)}"
         return params
 
     @override
@@ -308,7 +343,7 @@ class ChildReadStream(ODataStream):
             if kind == "guid":
                 params[name] = f"guid'{context['parent_id'] if context else ''}'"
             elif kind == "datetime":
-                params[name] = odata_datetime_literal(start)
+                params[name] = self.exact.clock.literal(start)
         return params
 
     @override

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import datetime, timezone
@@ -29,8 +30,9 @@ from tap_exactonline.auth import (
     open_token_store,
     token_store_problem,
 )
-from tap_exactonline.catalog import stream_specs
+from tap_exactonline.catalog import parse_stream_api, stream_specs
 from tap_exactonline.client import (
+    DIVISION_WIDE_REASONS,
     RUN_ENDING_ERRORS,
     EntityRefusedError,
     ExactHttp,
@@ -39,7 +41,7 @@ from tap_exactonline.client import (
     division_of,
     odata_rows,
 )
-from tap_exactonline.odata import parse_odata_datetime
+from tap_exactonline.exact_clock import DEFAULT_TIME_ZONE, ExactClock, UnknownTimeZoneError
 from tap_exactonline.streams import DeletedStream, SyncStream, stream_classes
 
 REGIONS = {
@@ -54,6 +56,11 @@ REGIONS = {
 
 
 DIVISION_MOVES_STATE_KEY = "exactonline_division_moves"
+# 2: date-times in the state are true instants. A state without this key (version 1) holds
+# Exact's wall clock labelled UTC, 1-2 hours ahead of the instant.
+STATE_VERSION_KEY = "exactonline_state_version"
+STATE_VERSION = 2
+_BOOKMARK_VALUE_KEYS = ("replication_key_value", "starting_replication_value")
 DIVISION_CHOICES = ("all", "current")
 
 
@@ -137,7 +144,16 @@ class TapExactOnline(Tap):
             "start_date",
             th.DateTimeType,
             description="Where a first read starts: the earliest Modified on standard "
-            "endpoints; on sync streams the Timestamp Exact's SyncTimestamp gives for this date.",
+            "endpoints; on sync streams the Timestamp Exact's SyncTimestamp gives for this date. "
+            "Without an offset it is read on Exact's clock (`time_zone`).",
+        ),
+        th.Property(
+            "time_zone",
+            th.StringType,
+            default=DEFAULT_TIME_ZONE,
+            description="The IANA zone of Exact's clock: Exact sends date-times as wall-clock "
+            "time in it (CET/CEST on the Dutch site, per Exact's FAQ) and filters on it. Records "
+            "carry true instants; dates at midnight keep their day.",
         ),
         th.Property(
             "resync_streams",
@@ -145,6 +161,15 @@ class TapExactOnline(Tap):
             description="Sync streams to read again from the start in this run, marking every "
             "row the fresh read does not return as deleted (ACTIVATE_VERSION): for deletions "
             "older than Exact's two-month deletion log. Remove them again afterwards.",
+        ),
+        th.Property(
+            "stream_api",
+            # An object; Meltano passes one set on the command line or in an env var as a string.
+            th.CustomType({"type": ["object", "string"]}),
+            description="Per stream, the API to read it from instead of the cheapest, e.g. "
+            '{"items": "standard"}: for the columns only that API has (more calls). The first '
+            "run after a switch between the sync API and another reads the stream from "
+            "start_date or the start.",
         ),
         th.Property(
             "beta_endpoints",
@@ -217,6 +242,7 @@ class TapExactOnline(Tap):
         # (stream, division) pairs that arrived with a bookmark.
         self._incoming_bookmarks: set[tuple[str, int | None]] = set()
         super().__init__(*args, **kwargs)
+        self.mutable_state.setdefault(STATE_VERSION_KEY, STATE_VERSION)
 
     @classmethod
     @override
@@ -254,12 +280,24 @@ class TapExactOnline(Tap):
             parse_divisions(self.config.get("divisions"))
         except ValueError as exc:
             errors.append(str(exc))
-        sync_streams = {spec.name for spec in stream_specs(include_beta=True) if spec.api == "sync"}
+        apis, problems = parse_stream_api(self.config.get("stream_api"))
+        errors += problems
+        specs = stream_specs(include_beta=True, apis=apis)
+        sync_streams = {spec.name for spec in specs if spec.api == "sync"}
         unknown = sorted(set(self.config.get("resync_streams") or []) - sync_streams)
         if unknown:
+            moved = [name for name in unknown if name in apis]
             errors.append(
                 f"Setting `resync_streams` names streams that are not sync streams: "
-                f"{', '.join(unknown)}."
+                f"{', '.join(unknown)}"
+                + (f" (`stream_api` reads {', '.join(moved)} from another API)." if moved else ".")
+            )
+        try:
+            self.clock  # noqa: B018 - made here so a bad zone is a settings error
+        except UnknownTimeZoneError:
+            errors.append(
+                f"Setting `time_zone` must be an IANA time zone such as {DEFAULT_TIME_ZONE} (got "
+                f"{self.config.get('time_zone')!r})."
             )
         store = self.config.get("token_store")
         if store and (problem := token_store_problem(str(store))):
@@ -290,10 +328,16 @@ class TapExactOnline(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        specs = stream_specs(include_beta=bool(self.config.get("beta_endpoints")))
+        # Bad `stream_api` entries stop a sync in _validate_config; discovery skips them.
+        apis, _ = parse_stream_api(self.config.get("stream_api"))
+        specs = stream_specs(include_beta=bool(self.config.get("beta_endpoints")), apis=apis)
         return [stream_class(tap=self) for stream_class in stream_classes(specs)]
 
-    # Shared by all streams: one authenticator (rotation), one HTTP policy, one budget.
+    # Shared by all streams: one authenticator (rotation), one HTTP policy, one budget, one clock.
+
+    @cached_property
+    def clock(self) -> ExactClock:
+        return ExactClock(str(self.config.get("time_zone") or DEFAULT_TIME_ZONE))
 
     @cached_property
     def origin(self) -> str:
@@ -418,25 +462,52 @@ class TapExactOnline(Tap):
         return sorted(d for d, ok in self._division_access.items() if not ok)
 
     def division_forbidden(self, division: int | None, error: EntityRefusedError) -> bool:
-        """Is a 403 about the whole division rather than this entity? Ask once per division
-        with a request every user with access to it may make."""
+        """Is a 403 about the whole division rather than this entity? Exact's `Reason` header
+        says so when it names a division-wide reason; without one, ask once per division with a
+        request every user with access to it may make."""
         if division is None or error.status != HTTPStatus.FORBIDDEN:
             return False
         if division not in self._division_access:
-            try:
-                self.get(f"{self.api_base}/{division}/system/Divisions?$select=Code&$top=1")
-                self._division_access[division] = True
-            except EntityRefusedError as probe:
-                self._division_access[division] = probe.status != HTTPStatus.FORBIDDEN
-            if not self._division_access[division]:
-                self.logger.error(
-                    "Division %d is not accessible to this login (%s): skipping it for every "
-                    "stream; the other divisions go on. Check the user's rights to it in Exact "
-                    "and the divisions granted when the app was authorized.",
-                    division,
-                    error,
-                )
+            closed: EntityRefusedError | None
+            if error.reason in DIVISION_WIDE_REASONS:
+                closed = error  # Exact said why: a probe would only cost another counted error
+            else:
+                closed = self._probe_division(division)
+            self._division_access[division] = closed is None
+            if closed is not None:
+                self._report_closed_division(division, error, closed.reason)
         return not self._division_access[division]
+
+    def _probe_division(self, division: int) -> EntityRefusedError | None:
+        """The 403 a cheap request into the division gets, or None if the division is open."""
+        try:
+            self.get(f"{self.api_base}/{division}/system/Divisions?$select=Code&$top=1")
+        except EntityRefusedError as probe:
+            return probe if probe.status == HTTPStatus.FORBIDDEN else None
+        except RUN_ENDING_ERRORS as failure:  # the probe may find the user blocked, say
+            self.stop_with_error(failure)
+        return None
+
+    def _report_closed_division(
+        self, division: int, error: EntityRefusedError, reason: str | None
+    ) -> None:
+        advice = DIVISION_WIDE_REASONS.get(reason or "")
+        if advice is not None:
+            self.logger.error(
+                "Division %d cannot be read: Exact answers HTTP 403 (Reason: %s): %s. Skipping "
+                "it for every stream; the other divisions go on.",
+                division,
+                reason,
+                advice,
+            )
+            return
+        self.logger.error(
+            "Division %d is not accessible to this login (%s): skipping it for every stream; "
+            "the other divisions go on. Check the user's rights to it in Exact and the "
+            "divisions granted when the app was authorized.",
+            division,
+            error,
+        )
 
     def had_bookmark(self, stream: str, division: int | None) -> bool:
         """Did this stream arrive with a bookmark for this division (loaded before)?"""
@@ -539,7 +610,7 @@ class TapExactOnline(Tap):
             response = self.get(url)
             for row in odata_rows(response):
                 moved = row.get("DivisionMoveDate")
-                found[int(row["Code"])] = moved and str(parse_odata_datetime(moved))
+                found[int(row["Code"])] = moved and str(self.clock.read_instant(moved))
             url = next_page.get_next_url(response)
         return found
 
@@ -610,7 +681,10 @@ class TapExactOnline(Tap):
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
+        if state.get(STATE_VERSION_KEY, 1) < STATE_VERSION:
+            state = self._upgrade_state(state)
         super().load_state(state)
+        self.mutable_state[STATE_VERSION_KEY] = STATE_VERSION
         # Decoded (and, if encrypted, decrypted) when the authenticator is made, where a
         # wrong key ends the run with one line instead of a traceback.
         self._incoming_token_state = state.get(TOKEN_STATE_KEY)
@@ -622,6 +696,45 @@ class TapExactOnline(Tap):
         }
         if isinstance(state.get(DIVISION_MOVES_STATE_KEY), dict):
             self.mutable_state[DIVISION_MOVES_STATE_KEY] = dict(state[DIVISION_MOVES_STATE_KEY])
+
+    def _upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A state of version 1 labelled Exact's wall clock as UTC: move its date-time bookmarks
+        and DivisionMoveDates back to the true instants (1-2 hours earlier, so a row is read
+        again rather than skipped, and no division looks moved). Timestamps are untouched."""
+        state = copy.deepcopy(state)
+        moved = 0
+        for bookmark in (state.get("bookmarks") or {}).values():
+            if not isinstance(bookmark, dict):
+                continue
+            for place in [bookmark, *(bookmark.get("partitions") or [])]:
+                for holder in (place, place.get("progress_markers") or {}):
+                    for key in _BOOKMARK_VALUE_KEYS:
+                        upgraded = self._instant_or_none(holder.get(key))
+                        if upgraded is not None:
+                            holder[key] = upgraded
+                            moved += 1
+        moves = state.get(DIVISION_MOVES_STATE_KEY)
+        if isinstance(moves, dict):
+            for division, value in moves.items():
+                upgraded = self._instant_or_none(value)
+                if upgraded is not None:
+                    moves[division] = upgraded
+        if moved:
+            self.logger.info(
+                "State from an earlier version: %d date-time bookmarks were on Exact's clock "
+                "labelled UTC; moved back to the true instants (rows changed in the last 1-2 "
+                "hours before them are read again).",
+                moved,
+            )
+        return state
+
+    def _instant_or_none(self, value: object) -> str | None:
+        if not isinstance(value, str) or not value[:4].isdigit() or "T" not in value:
+            return None  # a Timestamp (number) or nothing
+        try:
+            return self.clock.instant_of_wall_labelled_utc(value)
+        except ValueError:
+            return None
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # the venv running pytest (uv: /work/main/.venv)
 MELTANO = VENV_BIN / "meltano"
 TAP_EXECUTABLE = VENV_BIN / "tap-exactonline"  # editable install of this repo
-LOADERS = ("target-postgres",)  # installed once per session; add "target-duckdb" if needed
+LOADERS = ("target-postgres", "target-duckdb")  # installed once per session
 
 # Variables never inherited from the developer's shell: a stray TAP_EXACTONLINE_REFRESH_TOKEN
 # must not reach a test run (and rotate a real token), nor MELTANO_* change the project.

@@ -152,7 +152,8 @@ def test_clear_errors_for_reused_and_expired_codes_redirects_and_secrets(tmp_pat
         wrong = settings | {"client_secret": "not-the-secret"}
         process, url = start_auth(tmp_path / "e", wrong, "--paste")
         returncode, _, stderr = paste(process, callback_of(url))
-        assert returncode == 1 and "check `client_id` and `client_secret`" in stderr
+        assert returncode == 1 and "the `client_secret` setting (or `client_id`)" in stderr
+        assert "App Center" in stderr
 
         assert "Traceback" not in stderr
         assert_no_secret(fake, stderr)

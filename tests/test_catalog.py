@@ -41,8 +41,9 @@ def test_every_endpoint_is_a_stream_or_left_out_with_a_reason():
     endpoints = {_relative_path(uri)[0]: e for uri, e in source["endpoints"].items()}
     gettable = {path for path, endpoint in endpoints.items() if "GET" in endpoint["methods"]}
     read = {spec.path for spec in CATALOG.values()}
-    # Endpoints whose rows a cheaper API of the same stream reads instead.
-    cheaper = {path for spec in CATALOG.values() for path in spec.alternatives.values()}
+    # Endpoints whose rows a cheaper API of the same stream reads instead (`stream_api` may
+    # choose them).
+    cheaper = {other.path for spec in CATALOG.values() for other in spec.alternatives.values()}
     left_out = {entry["path"] for entry in json.loads(OUTPUT.read_text())["excluded"]}
     assert gettable - read - cheaper - left_out == set()
     assert read & left_out == set()
@@ -50,11 +51,11 @@ def test_every_endpoint_is_a_stream_or_left_out_with_a_reason():
     # the same rows: nearly the same fields.
     for spec in CATALOG.values():
         service = endpoints[spec.path]["service"].lower()
-        for path in spec.alternatives.values():
-            if endpoints[path]["service"].lower() != service:
-                fields = {p["name"] for p in endpoints[path]["properties"]}
+        for other in spec.alternatives.values():
+            if endpoints[other.path]["service"].lower() != service:
+                fields = {p["name"] for p in endpoints[other.path]["properties"]}
                 shared = fields & set(spec.fields)
-                assert len(shared) >= 0.9 * max(len(fields), len(spec.fields)), path
+                assert len(shared) >= 0.9 * max(len(fields), len(spec.fields)), other.path
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG))
@@ -86,6 +87,61 @@ def test_cheapest_api_is_chosen():
     assert CATALOG["goods_deliveries"].keys == ("EntryID",)
 
 
+def test_decommissioned_endpoints_are_left_out_with_where_their_data_is():
+    # Exact's release note rn-2209: GET PriceLists and SalesPriceListDetails are gone since
+    # 1 June 2023; a stream on them would spend a refused call per division every run.
+    assert not {"price_lists", "sales_price_list_details"} & set(CATALOG)
+    excluded = {e["path"]: e for e in json.loads(OUTPUT.read_text())["excluded"]}
+    for path, successors in (
+        ("sales/PriceLists", ["sales_price_lists"]),
+        ("sales/SalesPriceListDetails", ["sales_price_list_volume_discounts"]),
+    ):
+        assert excluded[path]["reason"].startswith("decommissioned by Exact on 1 June 2023")
+        for successor in successors:
+            assert f"`{successor}`" in excluded[path]["reason"] and successor in CATALOG
+
+
+@pytest.mark.parametrize("name", sorted(n for n, spec in CATALOG.items() if spec.alternatives))
+def test_each_other_api_of_a_stream_is_a_whole_stream(name: str):
+    """What `stream_api` builds the stream from: the endpoint's own fields, key and paging."""
+    spec = CATALOG[name]
+    assert spec.child_of is None
+    for api, other in spec.alternatives.items():
+        assert (other.name, other.entity, other.api) == (name, spec.entity, api)
+        assert other.division_in_path == spec.division_in_path and not other.alternatives
+        assert other.keys and all(key in other.fields for key in other.keys)
+        assert other.page_size == (1000 if api in ("sync", "bulk") else 60)
+        assert other.modified == (other.fields.get("Modified") == "Edm.DateTime")
+        if other.keys == spec.keys:  # the deletion log's keys fit
+            assert other.deleted_entity_type == spec.deleted_entity_type
+        assert spec.on_api(api) is other
+    assert spec.on_api(spec.api) is spec
+
+
+def test_columns_only_another_api_has_are_counted_from_exacts_reference():
+    if not DEFAULT_SOURCE.exists():
+        pytest.skip(f"{DEFAULT_SOURCE} is not next to the repository")
+    endpoints = {
+        _relative_path(uri)[0]: e
+        for uri, e in json.loads(DEFAULT_SOURCE.read_text())["endpoints"].items()
+    }
+    only_elsewhere = {}
+    for name, spec in CATALOG.items():
+        fields = {p["name"] for p in endpoints[spec.path]["properties"]}
+        other = {
+            p["name"]
+            for alternative in spec.alternatives.values()
+            for p in endpoints[alternative.path]["properties"]
+        }
+        if other - fields:
+            only_elsewhere[name] = other - fields
+    # Issue 10 counted 67 columns on 19 streams that the cheaper endpoint lacks.
+    assert (len(only_elsewhere), sum(map(len, only_elsewhere.values()))) == (19, 67)
+    assert {"IsBatchNumberItem", "IsSerialNumberItem"} <= only_elsewhere["items"]
+    assert (len(only_elsewhere["item_warehouses"]), len(only_elsewhere["project_wbs"])) == (14, 9)
+    assert len(only_elsewhere["sales_invoices"]) == 6
+
+
 def test_readme_stream_tables_are_generated_from_the_catalog():
     readme = README.read_text()
     beta = sum(spec.api == "beta" for spec in CATALOG.values())
@@ -93,6 +149,27 @@ def test_readme_stream_tables_are_generated_from_the_catalog():
     assert f"**{offered} streams**, plus {beta} beta ones" in readme
     assert f"{offered} streams ({len(CATALOG)} with beta endpoints)" in readme
     assert f"each of the {len(CATALOG)} streams" in readme
+    assert f"would read all {offered}:" in readme
+    assert f"the tap's {len(CATALOG)} stream definitions" in readme
+    # The streams with a choice of API: how many, and the columns only another API has.
+    with_choice = {name: spec for name, spec in CATALOG.items() if spec.alternatives}
+    extra = {
+        name: {f for other in spec.alternatives.values() for f in other.fields} - set(spec.fields)
+        for name, spec in with_choice.items()
+    }
+    richer = [fields for fields in extra.values() if fields]
+    assert (
+        f"{len(with_choice)} streams can be read from more than one API. On {len(richer)} of "
+        f"them another API has columns the default one lacks, {sum(map(len, richer))} columns "
+        "in all." in readme
+    )
+    for name, spec in with_choice.items():
+        (row,) = [
+            line for line in readme.splitlines() if line.startswith(f"| `{name}` | {spec.api}:")
+        ]
+        for api, other in spec.alternatives.items():
+            assert f"{api}: {other.page_size:,} a call" in row, name
+        assert all(f"`{snake_case(f)}`" in row for f in extra[name]), name
     assert readme == readme_with_table(readme), (
         "README stream table is stale: run `uv run python scripts/generate_catalog.py`"
     )

@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import jsonschema
@@ -20,6 +20,7 @@ import pytest
 from tap_exactonline.catalog import EntitySpec, load_catalog
 from tap_exactonline.odata import snake_case
 from tests.fake_exact import FakeExact
+from tests.fake_exact.clock import expected_record_datetime
 from tests.tap_runner import TapRun, fake_config, run_tap
 
 DIVISION = 1001
@@ -37,7 +38,6 @@ ROWS = {
 ON_REQUEST = {name for name, spec in CATALOG.items() if spec.child_of and spec.child_of.on_request}
 PARENTS = {CATALOG[name].child_of.parent for name in ON_REQUEST}  # type: ignore[union-attr]
 DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 Sync = tuple[FakeExact, TapRun]
 
@@ -77,21 +77,23 @@ def sync_of(everything: Sync, by_name: Sync) -> Callable[[str], Sync]:
     return lambda name: by_name if name in ON_REQUEST else everything
 
 
-def expected_value(edm: str, raw: Any) -> Any:
-    """What the record must hold for an Exact value, worked out independently of the tap."""
+def expected_value(field: str, edm: str, raw: Any) -> Any:
+    """What the record must hold for an Exact value, worked out independently of the tap.
+
+    The fake's values are instants, served on Exact's Amsterdam clock.
+    """
     if raw is None:
         return None
     if edm == "Edm.DateTime":
-        match = DATE.match(raw)
-        assert match, raw
-        return EPOCH + timedelta(milliseconds=int(match.group(1)))
+        assert DATE.match(raw), raw
+        return expected_record_datetime(field, raw)
     if edm == "Edm.Int64":
         return int(raw)
     return raw
 
 
 def check_value(stream: str, column: str, edm: str, value: Any, raw: Any) -> None:
-    expected = expected_value(edm, raw)
+    expected = expected_value(column, edm, raw)
     where = f"{stream}.{column}"
     if expected is None:
         assert value is None, where
@@ -151,7 +153,7 @@ def test_stream_arrives_whole_and_typed(sync_of: Callable[[str], Sync], name: st
         validator.validate(record)
         raw = expected[record_key(spec, record)]
         for field, edm in spec.fields.items():
-            check_value(name, snake_case(field), edm, record[snake_case(field)], raw[field])
+            check_value(name, field, edm, record[snake_case(field)], raw[field])
 
     # Pages: one call per page of `page_size` rows; a child stream one call per parent row.
     path = "/api/v1" + spec.url_path.format(division=DIVISION)
@@ -183,3 +185,71 @@ def test_every_request_was_sequential_json(everything: Sync, by_name: Sync):
     for fake, _ in (everything, by_name):
         assert fake.max_concurrent_requests == 1
         assert fake.requests_without_accept == 0
+
+
+# Every other API a stream can be read from (`stream_api`): one run per round, the first
+# alternative of every stream that has one, then the second.
+ROUNDS = [
+    {
+        name: list(spec.alternatives)[n]
+        for name, spec in CATALOG.items()
+        if len(spec.alternatives) > n
+    }
+    for n in range(max(len(spec.alternatives) for spec in CATALOG.values()))
+]
+ALTERNATIVES = sorted((name, api) for name, spec in CATALOG.items() for api in spec.alternatives)
+# More than a page on each of the stream's other APIs.
+ALTERNATIVE_ROWS = {
+    name: max(other.page_size for other in spec.alternatives.values()) + 1
+    for name, spec in CATALOG.items()
+    if spec.alternatives
+}
+
+
+@pytest.fixture(scope="module")
+def on_other_apis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeExact, list]]:
+    with FakeExact(
+        divisions=(DIVISION,), rows=ALTERNATIVE_ROWS, minutely_limit=10**6, daily_limit=10**6
+    ) as fake:
+        runs: list[TapRun] = []
+        tokens = None  # each run takes over the last one's tokens (Exact's 570 s rule)
+        for n, choice in enumerate(ROUNDS):
+            work = tmp_path_factory.mktemp(f"other-apis-{n}")
+            config = _config(fake) | {"stream_api": choice}
+            run = run_tap(work, config, streams=set(choice), state=tokens, timeout=900)
+            assert run.returncode == 0, run.stderr[-3000:]
+            tokens = {k: v for k, v in run.final_state.items() if k != "bookmarks"}
+            runs.append(run)
+        yield fake, runs
+
+
+@pytest.mark.parametrize(("name", "api"), ALTERNATIVES)
+def test_stream_on_another_api_arrives_whole_and_typed(
+    on_other_apis: tuple[FakeExact, list[TapRun]], name: str, api: str
+):
+    fake, runs = on_other_apis
+    run = runs[list(CATALOG[name].alternatives).index(api)]
+    spec = CATALOG[name].on_api(api)
+    records = [r for r in run.records(name) if r.get("_sdc_deleted_at") is None]
+    expected = {raw_key(spec, raw): raw for raw in fake.expected_rows(name, DIVISION, api=api)}
+    assert len(records) == len(expected) > 0
+    assert {record_key(spec, record) for record in records} == set(expected)
+
+    # The chosen endpoint's columns, typed as its Edm types say; its own schema.
+    schema = next(
+        m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == name
+    )
+    assert set(schema["properties"]) >= {snake_case(field) for field in spec.fields}
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+    for record in records:
+        validator.validate(record)
+        raw = expected[record_key(spec, record)]
+        for field, edm in spec.fields.items():
+            check_value(name, field, edm, record[snake_case(field)], raw[field])
+
+    # Its own endpoint's pages, and never the default endpoint.
+    path = "/api/v1" + spec.url_path.format(division=DIVISION)
+    calls = [c for c in fake.calls if c[1] == path]
+    assert len(calls) == math.ceil(len(records) / spec.page_size) >= 2
+    default = "/api/v1" + CATALOG[name].url_path.format(division=DIVISION)
+    assert not [c for c in fake.calls if c[1] == default]

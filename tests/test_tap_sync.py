@@ -18,6 +18,7 @@ import requests
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.odata import snake_case
 from tests.fake_exact import FakeExact
+from tests.fake_exact.clock import expected_record_datetime
 from tests.tap_runner import TAP, discover, fake_config, parse_messages, run_tap, select
 
 DIVISIONS = (1001, 1002)
@@ -134,8 +135,8 @@ def test_values_are_typed_as_the_schema_says(fake: FakeExact, tmp_path: Path):
             if value is not None:
                 assert ISO_DATETIME.match(value), (column, value)
         if raw["Date"] is not None:
-            ms = int(re.search(r"-?\d+", raw["Date"]).group())
-            assert datetime.fromisoformat(record["date"]).timestamp() * 1000 == pytest.approx(ms)
+            expected_date = expected_record_datetime("Date", raw["Date"])
+            assert datetime.fromisoformat(record["date"]) == expected_date
     schema = next(m["schema"] for m in run.messages if m["type"] == "SCHEMA")
     assert schema["properties"]["amount_dc"]["type"] == ["number", "null"]
     assert schema["properties"]["timestamp"]["type"][0] == "integer"
@@ -226,6 +227,7 @@ def test_bad_settings_fail_before_any_request(fake: FakeExact, tmp_path: Path):
         ({"client_id": None}, "client_id"),
         ({"token_store": "gs://bucket/tokens.json"}, "token_store"),  # gcsfs not installed
         ({"token_encryption_key": "not-a-fernet-key"}, "token_encryption_key"),
+        ({"time_zone": "Europe/Amsterdamm"}, "time_zone"),
     ):
         config = tap_config(fake) | bad
         config = {k: v for k, v in config.items() if v is not None}

@@ -72,7 +72,10 @@ class TokenAuthority:
             form.get("client_id") != self.client_id
             or form.get("client_secret") != self.client_secret
         ):
-            return _error("invalid_client", "The client credentials are invalid.")
+            # Exact's answer to a wrong client_id or client_secret: 400 and a bare error code,
+            # no description (observed: websmurf/laravel-exact-online#28). Checked before the
+            # grant, so the refresh token is not consumed.
+            return TokenReply(400, {"error": "invalid_client"})
         grant = form.get("grant_type")
         if grant == "refresh_token":
             return self._refresh(form.get("refresh_token", ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import heapq
+import itertools
 import json
 import random
 import uuid
@@ -19,6 +20,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.fake_exact.clock import instant_ms, midnight_ms, representable, to_wire, wall_ms
 
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "tap_exactonline" / "catalog.json"
 
@@ -123,7 +126,8 @@ def value_json(value: object) -> str:
     if kind is str:
         text = str(value)
         if text.startswith("/Date("):
-            return '"\\/' + text[1:-1] + '\\/"'
+            # Canonical values are instants; Exact serves its own wall clock.
+            return '"\\/' + to_wire(text)[1:-1] + '\\/"'
         if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
             return '"' + text + '"'
     return json.dumps(value)
@@ -182,10 +186,13 @@ def _datetime(rng: random.Random) -> str | None:
     if roll < 0.10:
         return None
     if roll < 0.15:
-        return odata_date(rng.randint(-2_208_988_800_000, -86_400_000))  # before 1970
-    ms = rng.randint(1_420_070_400, 1_767_225_600) * 1000  # 2015..2025
-    if rng.random() < 0.5:
-        ms -= ms % 86_400_000  # a plain date
+        ms = rng.randint(-2_208_988_800_000, -86_400_000)  # before 1970
+    else:
+        ms = rng.randint(1_420_070_400, 1_767_225_600) * 1000  # 2015..2025
+        if rng.random() < 0.5:
+            ms = midnight_ms(ms)  # a date: midnight on Exact's clock
+    if not representable(ms):
+        ms -= 3_600_000  # Exact's wall clock cannot tell the second pass of the autumn hour
     if roll < 0.18:
         return f"/Date({ms}+0100)/"
     return odata_date(ms)
@@ -229,6 +236,7 @@ class RowOverride:
     version: int = 0
     timestamp: int | None = None
     modified_ms: int | None = None
+    values: dict[str, object] | None = None  # fields a test set explicitly
 
 
 class RowFactory:
@@ -419,6 +427,9 @@ class Table:
         version = self.version(index)
         if version and factory.changed_field is not None:
             merged[factory.changed_field] = factory.changed_value(index, version)
+        override = self.overrides.get(index)
+        if override is not None and override.values:
+            merged.update(override.values)
         return {name: merged.get(name) for name in self.spec.fields}
 
     # changes
@@ -477,7 +488,9 @@ class Table:
         return out
 
     def _base_in(self, start: int, bounds: tuple[int, int]) -> Iterator[int]:
-        low, high = bounds
+        # Bounds are Exact's wall clock; generated rows' Modified never reach an autumn change,
+        # where wall clock and instant order differ, so an index range still fits.
+        low, high = instant_ms(bounds[0]), instant_ms(bounds[1])
         first = max(start, -((MODIFIED_BASE_MS - low) // MODIFIED_STEP_MS))  # ceil division
         last = min(self.n_base - 1, (high - MODIFIED_BASE_MS) // MODIFIED_STEP_MS)
         overrides, deleted = self.overrides, self.deleted
@@ -488,7 +501,7 @@ class Table:
         order = self.override_order
         for position in range(bisect.bisect_left(order, start), len(order)):
             index = order[position]
-            if index not in self.deleted and low <= self.modified_ms(index) <= high:
+            if index not in self.deleted and low <= wall_ms(self.modified_ms(index)) <= high:
                 yield index
 
     # serialisation
@@ -547,7 +560,7 @@ class ChildTable:
         if not self.parent.exists(parent):
             return []
         modified = self.parent.modified_ms(parent)
-        if since_ms is not None and modified < since_ms:
+        if since_ms is not None and wall_ms(modified) < since_ms:  # on Exact's clock
             return []
         parent_id = self.parent.factory.key_value("ID", parent)
         rows = []
@@ -582,13 +595,23 @@ class ChildTable:
 class Catalog:
     streams: list[StreamSpec]
     deleted_entity_types: dict[str, int]  # entity name -> sync/Deleted EntityType code
+    # The other endpoints of a stream's entity (the tap's `stream_api` may choose one): specs of
+    # the same name, each served at its own path with its own fields.
+    alternatives: tuple[StreamSpec, ...] = ()
 
 
 def read_catalog(path: Path = CATALOG_PATH) -> Catalog:
     raw = json.loads(path.read_text(encoding="utf-8"))
     streams = [_spec(number, entry) for number, entry in enumerate(raw["streams"])]
+    others = [
+        {**other, "name": entry["name"], "entity": entry["entity"]}
+        for entry in raw["streams"]
+        for other in (entry.get("alternatives") or {}).values()
+    ]
+    # Numbered after the streams: every endpoint's Timestamps stay distinct.
+    alternatives = tuple(_spec(len(streams) + n, other) for n, other in enumerate(others))
     types = {name: int(code) for code, name in raw.get("deleted_entity_types", {}).items()}
-    return Catalog(streams, types)
+    return Catalog(streams, types, alternatives)
 
 
 class Dataset:
@@ -604,6 +627,7 @@ class Dataset:
         seed: int,
     ) -> None:
         self.specs = {spec.name: spec for spec in catalog.streams}
+        self.alternatives = {(spec.name, spec.api): spec for spec in catalog.alternatives}
         unknown = sorted(set(rows or {}) - set(self.specs))
         if unknown:
             raise ValueError(f"unknown streams in rows: {unknown}")
@@ -612,7 +636,7 @@ class Dataset:
         self.seed = seed
         self._rows = dict(rows or {})
         self._default_rows = default_rows
-        self._tables: dict[tuple[str, int], Table] = {}
+        self._tables: dict[tuple[str, str, int], Table] = {}
         # Changed rows get Timestamps above every generated one, per division (rowversion).
         largest = max((self.rows_for(spec) for spec in catalog.streams), default=0)
         self._ts_start = TS_BASE + (largest + 1) * TS_STRIDE
@@ -620,11 +644,17 @@ class Dataset:
         self.deletions: list[dict[str, object]] = []
         self.deletion_log_kept_from_ms = 0
 
-    def spec(self, name: str) -> StreamSpec:
+    def spec(self, name: str, api: str | None = None) -> StreamSpec:
+        """A stream's spec: on its default API, or on `api` (one of its alternatives)."""
         spec = self.specs.get(name)
         if spec is None:
             raise KeyError(f"unknown stream {name!r}")
-        return spec
+        if api is None or api == spec.api:
+            return spec
+        other = self.alternatives.get((name, api))
+        if other is None:
+            raise KeyError(f"stream {name!r} has no API {api!r}")
+        return other
 
     def rows_for(self, spec: StreamSpec) -> int:
         if spec.path == DELETED_PATH:
@@ -639,11 +669,14 @@ class Dataset:
 
     def table(self, spec: StreamSpec, division: int) -> Table:
         division = division if spec.division_in_path else 0
-        table = self._tables.get((spec.name, division))
+        # One table per endpoint: an alternative serves its own fields, as many rows as the
+        # stream's default endpoint (the same entity), with the same keys where they match.
+        table = self._tables.get((spec.name, spec.api, division))
         if table is None:
             constants = {"CurrentDivision": self.current_division} if spec.name == "me" else {}
             factory = RowFactory(spec, division, self.seed, constants)
-            table = self._tables[(spec.name, division)] = Table(factory, self.rows_for(spec))
+            rows = self.rows_for(self.specs[spec.name])
+            table = self._tables[(spec.name, spec.api, division)] = Table(factory, rows)
         return table
 
     def child_table(self, spec: StreamSpec, division: int) -> ChildTable:
@@ -657,13 +690,22 @@ class Dataset:
         return value
 
     def mutate(
-        self, name: str, division: int, *, update: int, insert: int, now_ms: int
+        self,
+        name: str,
+        division: int,
+        *,
+        update: int,
+        insert: int,
+        now_ms: int,
+        start: int = 0,
+        values: Mapping[str, object] | None = None,
     ) -> list[dict[str, object]]:
         spec = self.spec(name)
         if spec.child_of is not None or spec.name == "me":
             raise ValueError(f"{name} cannot be mutated")
         table = self.table(spec, division)
-        changed = [index for _, index in zip(range(update), table.existing(), strict=False)]
+        existing = itertools.islice(table.existing(), start, start + update)
+        changed = list(existing)
         for index in changed:
             table.touch(index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=True)
         for _ in range(insert):
@@ -671,6 +713,10 @@ class Dataset:
             table.n += 1
             table.touch(index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=False)
             changed.append(index)
+        if values:
+            for index in changed:
+                table.override(index).values = dict(values)
+                table.override(index).version = max(table.version(index), 1)  # served slowly
         return [table.raw_row(index) for index in changed]
 
     def _ts_for(self, table: Table) -> int | None:
@@ -720,8 +766,10 @@ class Dataset:
             key=lambda entry: int(str(entry["Timestamp"])),
         )
 
-    def expected_rows(self, name: str, division: int) -> Iterator[dict[str, object]]:
-        spec = self.spec(name)
+    def expected_rows(
+        self, name: str, division: int, api: str | None = None
+    ) -> Iterator[dict[str, object]]:
+        spec = self.spec(name, api)
         if spec.path == DELETED_PATH:
             log = self.deletion_log(division, 0)
             return ({field: entry[field] for field in spec.fields} for entry in log)
@@ -730,8 +778,8 @@ class Dataset:
         table = self.table(spec, division)
         return (table.raw_row(index) for index in table.existing())
 
-    def row_count(self, name: str, division: int) -> int:
-        spec = self.spec(name)
+    def row_count(self, name: str, division: int, api: str | None = None) -> int:
+        spec = self.spec(name, api)
         if spec.path == DELETED_PATH:
             return len(self.deletion_log(division, 0))
         if spec.child_of is not None:

@@ -123,7 +123,9 @@ def _narrow(low: int, high: int, operator: str, moment: int) -> tuple[int, int]:
 
 
 def datetime_literal_ms(text: str) -> int:
-    """`datetime'2024-01-31T13:45:00[.fff]'` (naive, taken as UTC) -> epoch milliseconds."""
+    """`datetime'2024-01-31T13:45:00[.fff]'` -> Exact's Amsterdam wall clock in epoch-style
+    milliseconds. Exact compares it with the rows' wall clocks (`clock.wall_ms`), which is not the
+    same as comparing instants in the repeated autumn hour."""
     match = _DATETIME.fullmatch(text.strip())
     if match is None:
         raise ODataError(400, f"Unrecognized 'Edm.DateTime' literal '{text}'.")

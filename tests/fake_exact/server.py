@@ -25,6 +25,7 @@ from types import TracebackType
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from tests.fake_exact.auth import TokenAuthority, TokenReply
+from tests.fake_exact.clock import to_wire, wall_ms
 from tests.fake_exact.data import (
     CATALOG_PATH,
     DELETED_PATH,
@@ -181,7 +182,7 @@ class FakeExact:
             default_rows=default_rows,
             seed=seed,
         )
-        self._routes = self._build_routes(catalog.streams, streams)
+        self._routes = self._build_routes([*catalog.streams, *catalog.alternatives], streams)
         self._clock_offset = 0.0
         self.auth = TokenAuthority(
             client_id=client_id,
@@ -193,8 +194,12 @@ class FakeExact:
         )
         self.limits = RateLimiter(minutely_limit, minute_window_seconds, daily_limit)
         self._faults: list[Fault] = []
+        self._replays: list[tuple[str, Response]] = []
         self._mandatory_filters: dict[tuple[str, int | None], tuple[str, ...]] = {}
-        self._refused_fields: dict[tuple[str, int | None], str] = {}
+        # (stream, division) -> (field, Exact's message with {field} and {entity} in it).
+        self._refused_fields: dict[tuple[str, int | None], tuple[str, str]] = {}
+        # (division or None for all, Reason header or None, path substring or None): see forbid.
+        self._forbidden: list[tuple[int | None, str | None, str | None]] = []
         self._calls: list[tuple[str, str, str, int]] = []
         self._in_flight = 0
         self._max_in_flight = 0
@@ -207,14 +212,15 @@ class FakeExact:
     def _build_routes(
         specs: list[StreamSpec], names: Iterable[str] | None
     ) -> dict[tuple[bool, str], StreamSpec]:
-        served = {spec.name: spec for spec in specs}
+        # Every endpoint of a served stream: its default one and its alternatives.
+        served = specs
         if names is not None:
             wanted = set(names)
-            unknown = sorted(wanted - set(served))
+            unknown = sorted(wanted - {spec.name for spec in specs})
             if unknown:
                 raise ValueError(f"unknown streams: {unknown}")
-            served = {name: spec for name, spec in served.items() if name in wanted}
-        return {(spec.api == "beta", spec.path): spec for spec in served.values()}
+            served = [spec for spec in specs if spec.name in wanted]
+        return {(spec.api == "beta", spec.path): spec for spec in served}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeExact:
@@ -309,6 +315,30 @@ class FakeExact:
         with self._lock:
             self._faults.append(fault)
 
+    def replay_next(
+        self,
+        path_contains: str,
+        body: bytes | str,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = JSON_TYPE,
+    ) -> None:
+        """Answer the next request whose path contains `path_contains` with this response, as
+        recorded (tests replay responses shaped like published Exact ones), instead of making
+        one. Replays are used in the order they were added."""
+        raw = body.encode() if isinstance(body, str) else body
+        with self._lock:
+            self._replays.append(
+                (path_contains, Response(status, raw, content_type, dict(headers or {})))
+            )
+
+    def _take_replay(self, path: str) -> Response | None:
+        for position, (wanted, response) in enumerate(self._replays):
+            if wanted in path:
+                del self._replays[position]
+                return response
+        return None
+
     def require_filter(
         self, stream: str, fields: Iterable[str] = ("Code", "Name"), division: int | None = None
     ) -> None:
@@ -318,14 +348,36 @@ class FakeExact:
         with self._lock:
             self._mandatory_filters[(stream, division)] = tuple(fields)
 
-    def refuse_select(self, stream: str, field: str, division: int | None = None) -> None:
+    def refuse_select(
+        self,
+        stream: str,
+        field: str,
+        division: int | None = None,
+        message: str = "'{field}' is not a valid property of {entity}.",
+    ) -> None:
         """From now on `stream` (in `division`, or in every division) answers 400 to a `$select`
-        naming `field`, as Exact does for a property a division's package or rights withhold."""
+        naming `field`, as Exact does for a property it dropped or renamed. `message` may take
+        the forms of real OData v2 servers, e.g. "Could not find a property named '{field}' on
+        type 'Exact.Web.Api.Models.{entity}'." or "The property name '{field}' is not valid"."""
         spec = self.data.spec(stream)
         if field not in spec.fields:
             raise ValueError(f"{stream} has no field {field!r}")
         with self._lock:
-            self._refused_fields[(stream, division)] = field
+            self._refused_fields[(stream, division)] = (field, message)
+
+    def forbid(
+        self,
+        division: int | None,
+        reason: str | None = "DivisionBlocked",
+        path_contains: str | None = None,
+    ) -> None:
+        """From now on every request into `division` (None: every data request, current/Me
+        included), or only those whose path contains `path_contains`, answers 403 with Exact's
+        `Reason` header (BlockedUser, InactiveUser, BlockedCustomer, LicenseExpired,
+        DivisionBlocked, NoDivisionAccess); `reason=None` answers a plain 403, as for an entity
+        the user has no rights to."""
+        with self._lock:
+            self._forbidden.append((division, reason, path_contains))
 
     def set_daily_remaining(self, division: int, n: int) -> None:
         with self._lock:
@@ -367,16 +419,27 @@ class FakeExact:
 
     # --- data changes ------------------------------------------------------------------------
     def mutate(
-        self, stream: str, division: int | None = None, update: int = 0, insert: int = 0
+        self,
+        stream: str,
+        division: int | None = None,
+        update: int = 0,
+        insert: int = 0,
+        *,
+        start: int = 0,
+        at_ms: int | None = None,
+        values: Mapping[str, object] | None = None,
     ) -> list[dict[str, object]]:
-        """Change the first `update` rows and append `insert` rows; returns them as served."""
+        """Change `update` rows from the `start`-th existing one and append `insert` rows, as
+        modified now (or at the instant `at_ms`), with `values` set; returns them (canonical)."""
         with self._lock:
             return self.data.mutate(
                 stream,
                 self._division(division),
                 update=update,
                 insert=insert,
-                now_ms=self._now_ms(),
+                now_ms=self._now_ms() if at_ms is None else at_ms,
+                start=start,
+                values=values,
             )
 
     def move_division(self, division: int) -> None:
@@ -402,16 +465,17 @@ class FakeExact:
             return list(self.data.deletions)
 
     def expected_rows(
-        self, stream: str, division: int | None = None
+        self, stream: str, division: int | None = None, api: str | None = None
     ) -> Iterator[dict[str, object]]:
-        """Every current row with all fields, as a full unfiltered read returns it.
+        """Every current row with all fields, as a full unfiltered read returns it (from the
+        stream's default endpoint, or the one of `api`).
 
         Lazy, in chunks under the lock: 300,000 rows as dicts would not fit in a test's memory.
         """
         with self._lock:
             if self.data.spec(stream).path == LOGIN_DIVISIONS_PATH:
                 return iter(self._login_division_rows())
-            rows = self.data.expected_rows(stream, self._division(division))  # raises now
+            rows = self.data.expected_rows(stream, self._division(division), api)  # raises now
         return self._locked_chunks(rows)
 
     def _locked_chunks(self, rows: Iterator[dict[str, object]]) -> Iterator[dict[str, object]]:
@@ -422,11 +486,11 @@ class FakeExact:
                 return
             yield from chunk
 
-    def row_count(self, stream: str, division: int | None = None) -> int:
+    def row_count(self, stream: str, division: int | None = None, api: str | None = None) -> int:
         with self._lock:
             if self.data.spec(stream).path == LOGIN_DIVISIONS_PATH:
                 return len(self._login_division_rows())
-            return self.data.row_count(stream, self._division(division))
+            return self.data.row_count(stream, self._division(division), api)
 
     def _division(self, division: int | None) -> int:
         return self.current_division if division is None else division
@@ -462,6 +526,9 @@ class FakeExact:
     def _route(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> Response | None:
+        replay = self._take_replay(path)
+        if replay is not None:
+            return replay
         if path == "/api/oauth2/token":
             if method != "POST":
                 return exact_error(405, "Method not allowed")
@@ -512,6 +579,9 @@ class FakeExact:
             return exact_error(401, "Access token is expired or invalid.")
         if route.division is not None and route.division not in self.divisions:
             return exact_error(403, "Forbidden")
+        forbidden = self._forbidden_response(route, path)
+        if forbidden is not None:
+            return forbidden
         limit_headers: dict[str, str] = {}
         if route.division is not None:
             admitted, limit_headers = self.limits.admit(route.division, time.time())
@@ -535,6 +605,14 @@ class FakeExact:
         except ODataError as error:
             return exact_error(error.status, error.message, limit_headers)
         return Response(200, body, JSON_TYPE, limit_headers)
+
+    def _forbidden_response(self, route: Route, path: str) -> Response | None:
+        for division, reason, path_contains in self._forbidden:
+            if division not in (None, route.division):
+                continue
+            if path_contains is None or path_contains in path:
+                return exact_error(403, "Forbidden", {"Reason": reason} if reason else None)
+        return None
 
     def _take_fault(self, path: str) -> Fault | None:
         for fault in self._faults:
@@ -571,8 +649,9 @@ class FakeExact:
         refused = self._refused_fields.get((spec.name, route.division)) or self._refused_fields.get(
             (spec.name, None)
         )
-        if refused and refused in {n.strip() for n in query.params.get("$select", "").split(",")}:
-            raise ODataError(400, f"'{refused}' is not a valid property of {spec.entity}.")
+        asked = {name.strip() for name in query.params.get("$select", "").split(",")}
+        if refused and refused[0] in asked:
+            raise ODataError(400, refused[1].format(field=refused[0], entity=spec.entity))
         if spec.child_of is not None:
             return self._child_page(spec, division, route, query)
         if spec.path == DELETED_PATH:
@@ -640,9 +719,9 @@ class FakeExact:
             raise ODataError(400, f"endPoint '{name}' is not supported.")
         table = self.data.table(specs[0], division)
         for index in table.sync_indices(None, table.n):
-            if table.modified_ms(index) >= since:
+            if wall_ms(table.modified_ms(index)) >= since:  # on Exact's clock
                 row = {
-                    "Modified": odata_date(table.modified_ms(index)),
+                    "Modified": to_wire(odata_date(table.modified_ms(index))),
                     "API": name,
                     "TimeStampAsBigInt": str(table.timestamp(index)),
                 }

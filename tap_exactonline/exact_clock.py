@@ -1,0 +1,154 @@
+"""Exact's clock: `/Date(ms)/` is wall-clock time in Exact's zone, not UTC.
+
+Exact's REST API FAQ ("What is the format of the datetime properties?"): the value "is
+represented in UNIX time ... This is in the CET time and not GMT". So `/Date(1382667872203)/` is
+the Amsterdam wall clock 2013-10-25 02:24:32.203, the instant 00:24:32.203Z. Everything the tap
+sends back (`$filter` on Modified, SyncTimestamp's `modified=`, a read function's `modified=`)
+is that same wall clock.
+
+Choices, each for a reason:
+- **Dates keep their day.** A value at exactly midnight on Exact's wall clock is how Exact sends a
+  date (InvoiceDate, DueDate, StartDate): it becomes that day at 00:00 UTC
+  (`2024-03-31T00:00:00+00:00`), so a target that stores date-times in UTC (target-postgres,
+  target-duckdb) shows the day Exact shows. Read as an instant it would land on 22:00 or 23:00 of
+  the day before. Audit stamps (`INSTANT_FIELDS`, among them the bookmark `Modified`) are
+  always instants: a bookmark must never be ahead of the row it came from.
+- **The repeated autumn hour and the spring gap** (02:00-03:00 on the DST days) are read as the
+  earlier of the two instants the wall clock can mean, so a bookmark can lag, never lead: at worst
+  a row is read twice, never skipped. A filter whose wall clock falls in the repeated hour starts
+  one DST shift earlier, because rows of the second pass show an earlier wall clock than a
+  bookmark from the first.
+- **Year-1 and year-9999 sentinels** (Exact's "no date" and "forever") are passed on unshifted:
+  shifted they would leave Python's date range (year 0) or stop being recognisable.
+- `/Date(ms+0100)/` (WCF's form for local times) carries the UTC instant in its number; the
+  suffix only names the offset it was displayed in.
+
+The zone arithmetic is pendulum's; per value the work is a cached lookup (one offset per wall
+clock hour without a transition in it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+
+import pendulum
+
+DEFAULT_TIME_ZONE = "Europe/Amsterdam"
+# Stamps Exact sets from its own clock: instants even at midnight (the bookmark among them).
+INSTANT_FIELDS = frozenset({"Modified", "Created", "DeletedDate", "DivisionMoveDate"})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_HOUR_MS = 3_600_000
+_DAY_MS = 86_400_000
+# Wall clocks before year 2 or from year 9999 on are sentinels, not moments.
+_FIRST_REAL_MS = int((datetime(2, 1, 1) - _NAIVE_EPOCH).total_seconds()) * 1000
+_LAST_REAL_MS = int((datetime(9999, 1, 1) - _NAIVE_EPOCH).total_seconds()) * 1000
+_CACHE_SIZE = 65536  # bounded: memory stays flat however many rows pass
+
+
+class UnknownTimeZoneError(ValueError):
+    pass
+
+
+def _format(ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat()
+
+
+class ExactClock:
+    """Converts between Exact's wall clock in one zone and true instants."""
+
+    def __init__(self, zone: str = DEFAULT_TIME_ZONE) -> None:
+        try:
+            self.zone = pendulum.timezone(zone)
+        except Exception as exc:  # pendulum raises InvalidTimezone, zoneinfo KeyError/ValueError
+            raise UnknownTimeZoneError(zone) from exc
+        self.name = zone
+        # Per instance, so two clocks (tests, zones) never share answers.
+        self.read = lru_cache(maxsize=_CACHE_SIZE)(self._read)
+        self.read_instant = lru_cache(maxsize=_CACHE_SIZE)(self._read_instant)
+        self._hour_offset = lru_cache(maxsize=_CACHE_SIZE)(self._offset_of_hour)
+
+    # --- Exact -> records ---------------------------------------------------------------------
+
+    def _read(self, value: object) -> object:
+        """`/Date(ms)/` -> RFC 3339 (a date at midnight keeps its day); others pass unchanged."""
+        return self._convert(value, dates=True)
+
+    def _read_instant(self, value: object) -> object:
+        """Like `read`, but midnight too is an instant: for audit stamps and bookmarks."""
+        return self._convert(value, dates=False)
+
+    def _convert(self, value: object, *, dates: bool) -> object:
+        if not isinstance(value, str) or not value.startswith("/Date(") or not value.endswith(")/"):
+            return value
+        number = value[6:-2]
+        sign_at = max(number.rfind("+"), number.rfind("-"))
+        has_offset = sign_at > 0  # an offset suffix, not a leading minus
+        try:
+            ms = int(number[:sign_at] if has_offset else number)
+        except ValueError:
+            return value
+        if not _FIRST_REAL_MS <= ms < _LAST_REAL_MS:
+            return _format(ms)  # a sentinel: as Exact wrote it
+        wall_ms = self.wall_ms_of_instant(ms) if has_offset else ms
+        if dates and wall_ms % _DAY_MS == 0:
+            return _format(wall_ms)  # a date: that day, at 00:00 UTC
+        return _format(ms if has_offset else self.instant_ms_of_wall(wall_ms))
+
+    def instant_ms_of_wall(self, wall_ms: int) -> int:
+        """Exact's wall clock (ms) -> the instant (ms); gap and repeated hour: the earlier."""
+        offset = self._hour_offset(wall_ms // _HOUR_MS)
+        if offset is None:
+            offset = self._offset_ms(_NAIVE_EPOCH + timedelta(milliseconds=wall_ms), fold=0)
+        return wall_ms - offset
+
+    def wall_ms_of_instant(self, ms: int) -> int:
+        moment = _EPOCH + timedelta(milliseconds=ms)
+        offset = self.zone.utcoffset(moment.astimezone(self.zone)) or timedelta(0)
+        return ms + int(offset.total_seconds() * 1000)
+
+    def _offset_of_hour(self, hour: int) -> int | None:
+        """The zone's offset throughout this wall-clock hour, or None if it changes in it or the
+        hour is ambiguous (then each value is worked out on its own)."""
+        start = _NAIVE_EPOCH + timedelta(hours=hour)
+        end = start + timedelta(milliseconds=_HOUR_MS - 1)
+        offsets = {self._offset_ms(at, fold=fold) for at in (start, end) for fold in (0, 1)}
+        return offsets.pop() if len(offsets) == 1 else None
+
+    def _offset_ms(self, wall: datetime, *, fold: int) -> int:
+        """Wall clock minus the instant it means. pendulum's fold=0 is the earlier instant, in
+        the repeated hour and in the gap alike (where it also moves the wall clock)."""
+        local = self.zone.convert(wall.replace(fold=fold))
+        instant = local.astimezone(timezone.utc).replace(tzinfo=None)
+        return (wall - instant) // timedelta(milliseconds=1)
+
+    def instant_of_wall_labelled_utc(self, iso_value: str) -> str:
+        """A value an earlier tap version wrote (Exact's wall clock labelled UTC) -> the instant,
+        formatted exactly as `read_instant` formats it."""
+        moment = datetime.fromisoformat(iso_value.replace("Z", "+00:00")).replace(tzinfo=None)
+        wall_ms = (moment - _NAIVE_EPOCH) // timedelta(milliseconds=1)
+        if not _FIRST_REAL_MS <= wall_ms < _LAST_REAL_MS:
+            return _format(wall_ms)
+        return _format(self.instant_ms_of_wall(wall_ms))
+
+    # --- records and settings -> Exact ------------------------------------------------------
+
+    def literal(self, iso_value: str) -> str:
+        """An instant from our records or config -> `datetime'2024-01-31T13:45:00'` on Exact's
+        wall clock, for `$filter` and `modified=`. Without an offset the value already is
+        Exact's wall clock.
+
+        Seconds are floored so a `ge` filter never skips a row modified within the same second;
+        in the repeated autumn hour the filter starts one DST shift earlier (see the module).
+        """
+        moment = datetime.fromisoformat(iso_value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            wall = moment
+        else:
+            wall = moment.astimezone(self.zone).replace(tzinfo=None)
+            earlier, later = (self._offset_ms(wall, fold=fold) for fold in (0, 1))
+            if earlier != later:  # the repeated hour: a later row may show an earlier clock
+                wall -= timedelta(milliseconds=abs(earlier - later))
+        return f"datetime'{wall.replace(microsecond=0).isoformat()}'"

@@ -1,0 +1,94 @@
+"""A wrong `client_secret`: Exact's token endpoint answers `invalid_client`. Authorizing again
+would not help, so the tap run, `--test` and the auth command each say which setting is wrong
+and where the right one is, and keep the refresh token they have."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.fake_exact import FakeExact
+from tests.tap_runner import TAP, fake_config, run_tap
+from tests.test_authorize import callback_of, paste, start_auth
+
+WRONG = "not-the-secret-0123"
+REAUTHORIZE = re.compile(r"authori[sz]e (the app )?again", re.IGNORECASE)
+
+
+def assert_says_the_secret_is_wrong(fake: FakeExact, output: str) -> str:
+    """Exactly one line names the setting and the App Center; no advice to authorize again."""
+    lines = [line for line in output.splitlines() if "invalid_client" in line]
+    assert len(lines) == 1, output[-3000:]
+    assert "`client_secret`" in lines[0] and "App Center" in lines[0]
+    assert not REAUTHORIZE.search(output), output[-3000:]
+    assert "Traceback" not in output
+    for secret in [*fake.issued_secrets(), WRONG]:
+        assert secret not in output
+    return lines[0]
+
+
+def stored_refresh_token(store: Path) -> str:
+    return str(json.loads(store.read_text())["refresh_token"])
+
+
+def good_first_run(fake: FakeExact, tmp_path: Path) -> tuple[dict[str, Any], Path]:
+    store = tmp_path / "tokens.json"
+    config = fake_config(fake, token_store=str(store))
+    first = run_tap(tmp_path / "first", config, streams={"gl_accounts"})
+    assert first.returncode == 0, first.stderr[-3000:]
+    fake.advance_clock(601)  # its access token expired: the next run must refresh
+    return config, store
+
+
+def test_the_tap_run_says_the_secret_is_wrong_and_keeps_the_refresh_token(tmp_path: Path):
+    with FakeExact(divisions=(1001,), default_rows=3) as fake:
+        config, store = good_first_run(fake, tmp_path)
+        kept = stored_refresh_token(store)
+        run = run_tap(
+            tmp_path / "wrong", config | {"client_secret": WRONG}, streams={"gl_accounts"}
+        )
+        assert run.returncode == 1
+        line = assert_says_the_secret_is_wrong(fake, run.stderr)
+        assert "ERROR" in line
+        assert stored_refresh_token(store) == kept
+        assert run.final_state["exactonline_tokens"]["refresh_token"] == kept
+
+        # Once the setting is right, the next run continues from that same token.
+        fixed = run_tap(tmp_path / "fixed", config, streams={"gl_accounts"}, state=run.final_state)
+        assert fixed.returncode == 0, fixed.stderr[-3000:]
+        assert fake.refresh_count == 2
+        assert stored_refresh_token(store) != kept
+
+
+def test_the_connection_test_says_the_secret_is_wrong(tmp_path: Path):
+    with FakeExact(divisions=(1001,), default_rows=3) as fake:
+        config, store = good_first_run(fake, tmp_path)
+        kept = stored_refresh_token(store)
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config | {"client_secret": WRONG}))
+        checked = subprocess.run(
+            [TAP, "--config", str(config_path), "--test"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert checked.returncode == 1
+        line = assert_says_the_secret_is_wrong(fake, checked.stderr + checked.stdout)
+        assert "Connection test failed" in line
+        assert stored_refresh_token(store) == kept
+
+
+def test_the_auth_command_says_the_secret_is_wrong_and_keeps_the_stored_tokens(tmp_path: Path):
+    redirect = "https://example.invalid/exact/callback"
+    with FakeExact(divisions=(1001,), default_rows=3) as fake:
+        config, store = good_first_run(fake, tmp_path)
+        kept = stored_refresh_token(store)
+        wrong = config | {"client_secret": WRONG, "redirect_uri": redirect}
+        process, url = start_auth(tmp_path / "auth", wrong, "--paste")
+        returncode, stdout, stderr = paste(process, callback_of(url))
+        assert returncode == 1
+        assert_says_the_secret_is_wrong(fake, stdout + stderr)
+        assert stored_refresh_token(store) == kept
