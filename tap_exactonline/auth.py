@@ -8,6 +8,7 @@ before using the new access token.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -18,13 +19,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from cryptography.fernet import Fernet, InvalidToken
+
+from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
+from tap_exactonline.redact import scrub
+from tap_exactonline.termination import GUARD
 
 LOGGER = logging.getLogger("tap_exactonline.auth")
 
@@ -57,14 +62,33 @@ class TokenRefreshError(Exception):
     """The token endpoint could not be reached or answered unexpectedly."""
 
 
+class TokenStoreError(TokenRefreshError):
+    """A token store or the state holds tokens we cannot read, or the store cannot be used."""
+
+
+class TokensOnlyInStateError(TokenStoreError):
+    """Exact rotated the tokens but the store refused the new ones: the state has them."""
+
+
 def fingerprint(secret: str) -> str:
     """A short, irreversible identifier of a token, to recognise it without storing it."""
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
+# How many earlier links a token remembers. A state is at most a few links ahead of the store
+# (only a failed store write leaves it ahead, and that ends the run), so this is plenty; a
+# store further ahead than this is simply trusted, as the shared copy.
+LINEAGE_LENGTH = 16
+
+
 @dataclass(frozen=True)
 class TokenSet:
-    """One link of a refresh-token chain; `origin` fingerprints its configured first token."""
+    """One link of a refresh-token chain; `origin` fingerprints its configured first token.
+
+    Which of two links is newer is told by the chain itself, never by clocks (a job on a
+    machine 15 minutes fast must not prefer its own spent token): `lineage` holds the
+    fingerprints of the refresh tokens this link replaced, newest first.
+    """
 
     refresh_token: str
     access_token: str | None
@@ -74,6 +98,7 @@ class TokenSet:
     # Fingerprint of the configured refresh token this chain superseded (set by
     # tap-exactonline-auth), so that stale setting does not win over the new chain.
     replaces: str = ""
+    lineage: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never show a token, even in a debugger or traceback
         return (
@@ -86,21 +111,36 @@ class TokenSet:
     def access_token_valid(self, now: float, margin: float = ACCESS_TOKEN_MARGIN_SECONDS) -> bool:
         return bool(self.access_token) and self.expires_at - margin > now
 
+    def descends_from(self, other: TokenSet) -> bool:
+        """Was `other` an earlier link of this token's chain?"""
+        return fingerprint(other.refresh_token) in self.lineage
+
+    def known_fingerprints(self) -> set[str]:
+        """Every token this link's chain has been: to recognise a configured one."""
+        return {self.origin, self.replaces, fingerprint(self.refresh_token), *self.lineage}
+
     def to_dict(self) -> dict[str, Any]:
         # Whole seconds: SDK targets read JSON floats as Decimal and then cannot write the
         # state back out (target-postgres fails on it).
         data = asdict(self)
         data["expires_at"] = int(self.expires_at)
         data["obtained_at"] = int(self.obtained_at)
+        data["lineage"] = list(self.lineage)
         return data
 
     @classmethod
     def from_token_response(
         cls, body: dict[str, Any], *, now: float, origin: str, replaces: str, previous: str = ""
     ) -> TokenSet:
-        """Exact's token answer -> the new link (`previous`: refresh token kept if none came)."""
+        """Exact's token answer -> the new link (`previous`: the refresh token it replaced)."""
+        refresh_token = body.get("refresh_token")
+        if not isinstance(refresh_token, str) or not refresh_token:
+            raise TokenRefreshError(
+                "Exact's token answer carried no refresh_token, so the chain of tokens ends "
+                "here: authorize the app again (tap-exactonline-auth)."
+            )
         return cls(
-            refresh_token=str(body.get("refresh_token") or previous),
+            refresh_token=refresh_token,
             access_token=str(body["access_token"]),
             expires_at=now + token_lifetime(body),
             obtained_at=now,
@@ -108,26 +148,50 @@ class TokenSet:
             replaces=replaces,
         )
 
+    def followed_by(self, body: dict[str, Any], *, now: float) -> TokenSet:
+        """The link Exact's answer to refreshing this one makes."""
+        new = TokenSet.from_token_response(
+            body, now=now, origin=self.origin, replaces=self.replaces
+        )
+        lineage = (fingerprint(self.refresh_token), *self.lineage)[:LINEAGE_LENGTH]
+        return replace(new, lineage=lineage)
+
     @classmethod
     def from_dict(cls, data: object) -> TokenSet | None:
-        """Read a stored token set; anything malformed counts as absent."""
-        if not isinstance(data, dict) or not isinstance(data.get("refresh_token"), str):
+        """Read stored tokens; None if they are not a token set of ours (see `problem_of`)."""
+        if cls.problem_of(data) is not None:
             return None
-        try:
-            return cls(
-                refresh_token=data["refresh_token"],
-                access_token=data.get("access_token") or None,
-                expires_at=float(data.get("expires_at") or 0),
-                obtained_at=float(data.get("obtained_at") or 0),
-                origin=str(data.get("origin") or ""),
-                replaces=str(data.get("replaces") or ""),
-            )
-        except (TypeError, ValueError):
-            return None
+        assert isinstance(data, dict)
+        return cls(
+            refresh_token=data["refresh_token"],
+            access_token=data.get("access_token") or None,
+            expires_at=float(data.get("expires_at") or 0),
+            obtained_at=float(data.get("obtained_at") or 0),
+            origin=str(data.get("origin") or ""),
+            replaces=str(data.get("replaces") or ""),
+            lineage=tuple(data.get("lineage") or ()),
+        )
 
-
-class TokenStoreError(TokenRefreshError):
-    """A token store or the state holds tokens we cannot read."""
+    @staticmethod
+    def problem_of(data: object) -> str | None:
+        """What is wrong with stored tokens (never quoting them), or None."""
+        if not isinstance(data, dict):
+            return f"a JSON {type(data).__name__} instead of an object of tokens"
+        if not isinstance(data.get("refresh_token"), str) or not data["refresh_token"]:
+            return "no refresh_token text"
+        if data.get("access_token") is not None and not isinstance(data["access_token"], str):
+            return "an access_token that is not text"
+        for name in ("expires_at", "obtained_at"):
+            value = data.get(name)
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not is_number:
+                return f"an {name} that is not a number"
+        lineage = data.get("lineage")
+        if lineage is not None and (
+            not isinstance(lineage, list) or not all(isinstance(f, str) for f in lineage)
+        ):
+            return "a lineage that is not a list of fingerprints"
+        return None
 
 
 class TokenCodec:
@@ -144,21 +208,43 @@ class TokenCodec:
         return {"encrypted": self._fernet.encrypt(json.dumps(data).encode()).decode()}
 
     def load(self, data: object, where: str) -> TokenSet | None:
-        """Read tokens back; plain ones (kept before encryption was turned on) are accepted."""
-        if not isinstance(data, dict) or "encrypted" not in data:
-            return TokenSet.from_dict(data)
-        if self._fernet is None:
+        """Read tokens back (None when there are none); plain ones, kept before encryption was
+        turned on, are accepted. Anything else is refused: treating a damaged copy as empty
+        would replay a spent refresh token."""
+        if data is None:
+            return None
+        if isinstance(data, dict) and "encrypted" in data:
+            if self._fernet is None:
+                raise TokenStoreError(
+                    f"The tokens in {where} are encrypted: set `token_encryption_key`."
+                )
+            try:
+                data = json.loads(self._fernet.decrypt(str(data["encrypted"]).encode()))
+            except InvalidToken:
+                raise TokenStoreError(
+                    f"`token_encryption_key` does not decrypt the tokens in {where}: it is not "
+                    "the key they were written with."
+                ) from None
+        problem = TokenSet.problem_of(data)
+        if problem is not None:
             raise TokenStoreError(
-                f"The tokens in {where} are encrypted: set `token_encryption_key`."
+                f"{where} does not hold valid tokens ({problem}). Restore it from a backup, or "
+                "delete it and authorize again (tap-exactonline-auth)."
             )
-        try:
-            plain = self._fernet.decrypt(str(data["encrypted"]).encode())
-        except InvalidToken:
-            raise TokenStoreError(
-                f"`token_encryption_key` does not decrypt the tokens in {where}: it is not the "
-                "key they were written with."
-            ) from None
-        return TokenSet.from_dict(json.loads(plain))
+        return TokenSet.from_dict(data)
+
+
+def newest_link(candidates: Iterable[TokenSet | None]) -> TokenSet | None:
+    """The newest of several copies of the chain, by the chain itself: a copy wins over
+    another only if it descends from it. Unrelated copies (a new authorization, or links too
+    far apart to tell) go by the order given: the most trusted first."""
+    newest: TokenSet | None = None
+    for tokens in candidates:
+        if tokens is None:
+            continue
+        if newest is None or tokens.descends_from(newest):
+            newest = tokens
+    return newest
 
 
 def choose_tokens(
@@ -166,15 +252,17 @@ def choose_tokens(
 ) -> tuple[TokenSet, str]:
     """Pick the token set to start from, and say where it came from.
 
-    The newest stored token wins, unless the configured refresh token is one we have never seen:
-    then the user authorized again and the configured token starts a new chain.
+    `stored` lists the kept copies, most trusted first (the shared token store, then the
+    state). The newest link wins, unless the configured refresh token is one the chain has
+    never been: then the user authorized again and the configured token starts a new chain.
     """
     candidates = [t for t in stored if t is not None]
-    newest = max(candidates, key=lambda t: t.obtained_at, default=None)
+    newest = newest_link(candidates)
     if config_refresh_token:
         config_print = fingerprint(config_refresh_token)
-        known = {t.origin for t in candidates} | {t.replaces for t in candidates}
-        known |= {fingerprint(t.refresh_token) for t in candidates}
+        known: set[str] = set()
+        for tokens in candidates:
+            known |= tokens.known_fingerprints()
         if newest is None or config_print not in known:
             fresh = TokenSet(config_refresh_token, None, 0.0, 0.0, config_print)
             return fresh, "config"
@@ -189,12 +277,17 @@ class TokenStore(Protocol):
     """Where the newest tokens live between runs, shared by every job on one Exact login.
 
     `locked()` is held around a refresh: the authenticator re-reads the store inside it and
-    skips the refresh when another job has already rotated the chain.
+    skips the refresh when another job has already rotated the chain. Before it spends a
+    refresh token it calls `prove_writable()`, which writes the way `write` will (the current
+    contents again), so a full disk or a read-only mount is found while the old token still
+    works.
     """
 
     def read(self) -> TokenSet | None: ...
 
     def write(self, tokens: TokenSet) -> None: ...
+
+    def prove_writable(self) -> None: ...
 
     def locked(self) -> AbstractContextManager[None]: ...
 
@@ -211,25 +304,53 @@ def _wait_for_lock(try_lock: Callable[[], bool], where: str) -> None:
         time.sleep(LOCK_POLL_SECONDS)
 
 
+def _os_reason(exc: OSError) -> str:
+    """`No space left on device` and the like: what the user can act on."""
+    return exc.strerror or type(exc).__name__
+
+
+# A rename onto the token file that these refuse may still allow writing the file in place:
+# a file bind-mounted on its own (`docker run -v tokens.json:/app/tokens.json`: EBUSY), a mount
+# point of another filesystem (EXDEV), a directory the job may not write in (EACCES, EPERM).
+_RENAME_REFUSALS = {errno.EBUSY, errno.EXDEV, errno.EACCES, errno.EPERM}
+# Room a token file may need: an encrypted one is about 1 KiB.
+_PROBE_BYTES = 4096
+
+
 class FileTokenStore:
     """Tokens in a local JSON file, replaced atomically so a crash never leaves half a file.
 
     The lock is an flock on a sibling `.lock` file, which (unlike the token file) is never
-    replaced, so every process locks the same inode.
+    replaced, so every process locks the same inode. Where the file cannot be replaced (a file
+    bind-mounted on its own into a container), it is rewritten in place with one write of at
+    least its old length (padded with spaces, which JSON ignores), then fsynced.
     """
 
     def __init__(self, path: str | os.PathLike[str], codec: TokenCodec | None = None) -> None:
         self.path = Path(path).expanduser()
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.codec = codec or TokenCodec(None)
+        self._in_place = False
 
     def __repr__(self) -> str:
         return f"FileTokenStore({self.path})"
 
+    def _fail(self, action: str, exc: OSError, path: Path | None = None) -> TokenStoreError:
+        where = path or self.path
+        return TokenStoreError(
+            f"token_store {self.path} cannot be {action}: {_os_reason(exc)} ({where})"
+        )
+
     @contextmanager
     def locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "it is a directory")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            where = self.lock_path if self.lock_path.exists() else None
+            raise self._fail("locked", exc, where) from None
         try:
 
             def try_lock() -> bool:
@@ -244,23 +365,90 @@ class FileTokenStore:
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    def read(self) -> TokenSet | None:
+    def _read_bytes(self) -> bytes | None:
         try:
-            return self.codec.load(json.loads(self.path.read_text()), f"token_store {self.path}")
+            return self.path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            raise TokenRefreshError(
-                f"token_store {self.path} cannot be read ({type(exc).__name__})"
+        except OSError as exc:
+            raise self._fail("read", exc) from None
+
+    def read(self) -> TokenSet | None:
+        raw = self._read_bytes()
+        if raw is None or not raw.strip():
+            return None  # absent, or created empty (by touch, or a mount of an empty file)
+        where = f"token_store {self.path}"
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise TokenStoreError(
+                f"{where} does not hold JSON. Restore it from a backup, or delete it and "
+                "authorize again (tap-exactonline-auth)."
             ) from None
+        return self.codec.load(data, where)
 
     def write(self, tokens: TokenSet) -> None:
+        self._write(json.dumps(self.codec.dump(tokens)).encode())
+
+    def prove_writable(self) -> None:
+        """Write the current contents back, the way `write` will write new ones, after
+        checking there is room for a token file."""
+        current = self._read_bytes()
+        if current is None:
+            self._probe_new()
+        else:
+            self._write(current, room=_PROBE_BYTES)
+
+    def _probe_new(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
+        except OSError as exc:
+            raise self._fail("written", exc, self.path.parent) from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b" " * _PROBE_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise self._fail("written", exc) from None
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+
+    def _write(self, data: bytes, room: int = 0) -> None:
+        if not self._in_place:
+            try:
+                self._replace(data, room)
+            except OSError as exc:
+                if exc.errno not in _RENAME_REFUSALS or not self.path.is_file():
+                    raise self._fail("written", exc) from None
+                LOGGER.info(
+                    "token_store %s cannot be replaced (%s): writing it in place instead "
+                    "(a file mounted on its own, or a directory the job may not write in).",
+                    self.path,
+                    _os_reason(exc),
+                )
+                self._in_place = True
+            else:
+                return
+        try:
+            self._rewrite_in_place(data)
+        except OSError as exc:
+            raise self._fail("written", exc) from None
+
+    def _replace(self, data: bytes, room: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.codec.dump(tokens), handle)
+            with os.fdopen(fd, "wb") as handle:
+                if room > len(data):  # claim the room first: a full disk fails here
+                    handle.write(b" " * room)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    handle.seek(0)
+                    handle.truncate()
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp_name, self.path)
@@ -272,6 +460,16 @@ class FileTokenStore:
             os.fsync(directory)  # make the rename itself durable
         finally:
             os.close(directory)
+
+    def _rewrite_in_place(self, data: bytes) -> None:
+        """One write from the start, padded to the old length so nothing of the old tokens
+        stays behind and no truncation is needed: a process killed mid-way leaves the old
+        file or the new one (a write of a few KiB is not split)."""
+        with self.path.open("r+b") as handle:
+            old_length = os.fstat(handle.fileno()).st_size
+            handle.write(data.ljust(old_length))
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 class PostgresTokenStore:
@@ -305,7 +503,7 @@ class PostgresTokenStore:
         try:
             connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=30)
         except psycopg.Error as exc:
-            raise TokenRefreshError(
+            raise TokenStoreError(
                 f"token_store PostgreSQL {self._where} cannot be reached ({type(exc).__name__})"
             ) from None
         if not self._table_ready:
@@ -336,15 +534,53 @@ class PostgresTokenStore:
             return list(connection.execute(statement, params).fetchall())
 
     def read(self) -> TokenSet | None:
-        rows = self._run("SELECT tokens FROM {table} WHERE key = %s", self.key)
+        try:
+            rows = self._run("SELECT tokens FROM {table} WHERE key = %s", self.key)
+        except TokenRefreshError:
+            raise
+        except Exception as exc:  # psycopg.Error: no privilege on the table, say
+            raise self._fail("read", exc) from None
         return self.codec.load(rows[0][0], f"token_store {self._where}") if rows else None
 
+    _UPSERT = (
+        "INSERT INTO {table} (key, tokens) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO "
+        "UPDATE SET tokens = EXCLUDED.tokens, updated_at = now() RETURNING key"
+    )
+
     def write(self, tokens: TokenSet) -> None:
-        self._run(
-            "INSERT INTO {table} (key, tokens) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO "
-            "UPDATE SET tokens = EXCLUDED.tokens, updated_at = now() RETURNING key",
-            self.key,
-            json.dumps(self.codec.dump(tokens)),
+        try:
+            self._run(self._UPSERT, self.key, json.dumps(self.codec.dump(tokens)))
+        except TokenStoreError:
+            raise
+        except Exception as exc:  # psycopg.Error: read-only database, no privilege, disk full
+            raise self._fail("written", exc) from None
+
+    def prove_writable(self) -> None:
+        """The same upsert with the row's current tokens, committed (nothing changes), or
+        rolled back when there is no row yet. Called inside `locked()`."""
+        from psycopg import Rollback, sql  # noqa: PLC0415
+
+        connection = self._locked_connection
+        if connection is None:
+            raise TokenStoreError(f"token_store {self._where}: prove_writable outside the lock")
+        table = sql.Identifier(self.table)
+        try:
+            with connection.transaction():
+                rows = connection.execute(
+                    sql.SQL("SELECT tokens FROM {} WHERE key = %s FOR UPDATE").format(table),
+                    (self.key,),
+                ).fetchall()
+                current = json.dumps(rows[0][0]) if rows else "{}"
+                connection.execute(sql.SQL(self._UPSERT).format(table=table), (self.key, current))
+                if not rows:
+                    raise Rollback()  # noqa: TRY301 - psycopg's way to roll back the block
+        except Exception as exc:  # psycopg.Error: read-only database, no privilege, disk full
+            raise self._fail("written", exc) from None
+
+    def _fail(self, action: str, exc: Exception) -> TokenStoreError:
+        return TokenStoreError(
+            f"token_store PostgreSQL {self._where} cannot be {action} ({type(exc).__name__}: "
+            f"{_first_line(exc)})"
         )
 
     @contextmanager
@@ -410,15 +646,42 @@ class ObjectStoreTokenStore:
             return None
         except Exception as exc:
             raise self._fail("read", exc) from None
+        if not raw.strip():
+            return None
         try:
-            return self.codec.load(json.loads(raw), f"token_store {self.url}")
+            data = json.loads(raw)
         except ValueError:
-            raise TokenStoreError(f"token_store {self.url} does not hold JSON") from None
+            raise TokenStoreError(
+                f"token_store {self.url} does not hold JSON. Restore it from a backup, or "
+                "delete it and authorize again (tap-exactonline-auth)."
+            ) from None
+        return self.codec.load(data, f"token_store {self.url}")
 
     def write(self, tokens: TokenSet) -> None:
-        data = json.dumps(self.codec.dump(tokens)).encode()
+        self._put(json.dumps(self.codec.dump(tokens)).encode())
+
+    def _put(self, data: bytes) -> None:
         try:
             self.fs.pipe_file(self.path, data)
+        except Exception as exc:
+            raise self._fail("written", exc) from None
+
+    def prove_writable(self) -> None:
+        """Put the current object again (a single PUT, like `write`); without one, put and
+        remove a probe object beside it."""
+        try:
+            current = self.fs.cat_file(self.path)
+        except FileNotFoundError:
+            current = None
+        except Exception as exc:
+            raise self._fail("read", exc) from None
+        if current is not None:
+            self._put(current)
+            return
+        probe = self.path + ".probe"
+        try:
+            self.fs.pipe_file(probe, b"{}")
+            self.fs.rm_file(probe)
         except Exception as exc:
             raise self._fail("written", exc) from None
 
@@ -535,6 +798,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
         on_rotate: Callable[[TokenSet], None],
         timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
+        superseded: Iterable[TokenSet] = (),
     ) -> None:
         self._token_url = token_url
         self._client_id = client_id
@@ -545,10 +809,19 @@ class ExactAuthenticator(requests.auth.AuthBase):
         self._timeout = timeout
         self._clock = clock
         self._lock = threading.Lock()
-        # A plain session: no urllib3 retries, because replaying a consumed refresh token
-        # can make Exact revoke the whole chain.
-        self._session = requests.Session()
+        # No urllib3 retries (replaying a consumed refresh token can make Exact revoke the
+        # whole chain), and a deadline on the whole answer, not only on each byte.
+        self._session: requests.Session = DeadlineSession()
         self.refresh_count = 0
+        # Every secret this process has held (spent ones too), to scrub from what we show.
+        self._secrets: set[str] = set()
+        # Access tokens this process got from its own refresh: a 401 for one of these means
+        # Exact refuses fresh tokens (not that another job replaced ours).
+        self._refreshed_here: set[str] = set()
+        # Links the run chose not to continue (a newly configured refresh token replaced
+        # them): found in the store, they are older, not newer.
+        self._superseded = {fingerprint(t.refresh_token) for t in superseded}
+        self._remember(tokens)
 
     def __repr__(self) -> str:
         return f"ExactAuthenticator({self._tokens!r})"
@@ -557,15 +830,20 @@ class ExactAuthenticator(requests.auth.AuthBase):
     def tokens(self) -> TokenSet:
         return self._tokens
 
+    def _remember(self, tokens: TokenSet) -> None:
+        self._secrets.update(v for v in (tokens.refresh_token, tokens.access_token) if v)
+
+    def _use(self, tokens: TokenSet) -> None:
+        self._tokens = tokens
+        self._remember(tokens)
+
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every secret this authenticator holds, to scrub from any text we show."""
-        values = (
-            self._client_secret,
-            self._tokens.refresh_token,
-            self._tokens.access_token or "",
-        )
-        return tuple(v for v in values if v)
+        """Every secret this authenticator holds or held, to scrub from any text we show."""
+        return tuple(v for v in (self._client_secret, *self._secrets) if v)
+
+    def refreshed_here(self, access_token: str | None) -> bool:
+        return access_token in self._refreshed_here
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.access_token()}"
@@ -579,14 +857,15 @@ class ExactAuthenticator(requests.auth.AuthBase):
             return self._tokens.access_token
 
     def refresh_after_unauthorized(self, rejected_token: str | None) -> None:
-        """Exact said 401: refresh once, unless another caller already replaced that token."""
+        """Exact said 401: take the store's newer token, or refresh once; nothing if another
+        caller in this process already replaced the refused token."""
         with self._lock:
             if rejected_token is not None and rejected_token != self._tokens.access_token:
                 return
             self._refresh_shared(rejected=rejected_token or "")
 
     def _refresh_shared(self, *, rejected: str | None) -> None:
-        """Lock the store, reload it, skip if another job already refreshed, else refresh.
+        """Lock the store, reload it, take another job's newer link, else refresh.
 
         Jobs sharing one login would otherwise each spend the single-use refresh token, and
         all but the first would be refused (or be refused by the 570 s rule).
@@ -598,19 +877,23 @@ class ExactAuthenticator(requests.auth.AuthBase):
         with self._store.locked():
             latest = self._store.read()
             current = self._tokens
-            # Same chain (same first authorization), newer link: another job refreshed. A
-            # different chain is an older authorization that a new `refresh_token` replaced.
+            # The store is the shared copy: anything in it that is not this token or an
+            # earlier link of its chain is newer (another job refreshed, or a new
+            # authorization replaced the chain).
             if (
                 latest is not None
-                and latest.origin == current.origin
-                and latest.obtained_at > current.obtained_at
+                and latest.refresh_token != current.refresh_token
+                and not current.descends_from(latest)
+                and fingerprint(latest.refresh_token) not in self._superseded
             ):
-                self._tokens = latest
+                self._use(latest)
                 self._on_rotate(latest)  # the state carries the newest link of the chain
                 usable = latest.access_token_valid(self._clock())
                 if usable and latest.access_token != rejected:
                     LOGGER.info("Another run already refreshed the Exact token; using it.")
                     return
+            # Before the refresh token is spent: can the store take the new one?
+            self._store.prove_writable()
             self._refresh(force=force)
 
     def _refresh(self, *, force: bool = False) -> None:
@@ -619,11 +902,14 @@ class ExactAuthenticator(requests.auth.AuthBase):
         too_soon = now - current.obtained_at < MIN_REFRESH_INTERVAL_SECONDS
         if too_soon and current.access_token_valid(now, margin=0) and not force:
             return  # Exact would refuse the refresh; the current token still works
-        response = self._post_refresh(current.refresh_token)
-        body = json_or_empty(response)
-        if response.status_code == 200 and body.get("access_token"):
-            self._rotate(body, now, current.origin)
-            return
+        # From the POST until the answer is saved, SIGTERM waits: Exact spends the old
+        # refresh token as it answers.
+        with GUARD.hold():
+            response = self._post_refresh(current.refresh_token)
+            body = json_or_empty(response)
+            if response.status_code == 200 and body.get("access_token"):
+                self._rotate(body, now)
+                return
         error = str(body.get("error") or "")
         description = str(body.get("error_description") or "")
         if TOO_EARLY_DESCRIPTION in description:
@@ -660,37 +946,64 @@ class ExactAuthenticator(requests.auth.AuthBase):
             "client_secret": self._client_secret,
         }
         try:
-            return self._session.post(
+            response = self._session.post(
                 self._token_url,
                 data=data,
                 headers={"Accept": "application/json"},
                 timeout=self._timeout,
+                # A 307 would re-send the secret and the refresh token to wherever it points.
+                allow_redirects=False,
             )
-        except requests.RequestException as exc:
+        except (requests.RequestException, CallDeadlineExceeded) as exc:
+            spent = (
+                "; if Exact answered meanwhile, the refresh token is spent and the app must be "
+                "authorized again"
+                if isinstance(exc, (requests.ReadTimeout, CallDeadlineExceeded))
+                else ""
+            )
             raise TokenRefreshError(
-                f"Exact's token endpoint could not be reached ({type(exc).__name__})."
+                f"Exact's token endpoint could not be reached ({self._describe(exc)}){spent}."
             ) from None
+        if response.is_redirect:
+            where = urlsplit(response.headers.get("Location") or "").netloc or "elsewhere"
+            raise TokenRefreshError(
+                f"Exact's token endpoint answered HTTP {response.status_code}, a redirect to "
+                f"{where}: not followed, so the client secret and refresh token stay here. Check "
+                "`base_url` (or `region`), and any proxy in between."
+            )
+        return response
 
-    def _rotate(self, body: dict[str, Any], now: float, origin: str) -> None:
-        new = TokenSet.from_token_response(
-            body,
-            now=now,
-            origin=origin,
-            replaces=self._tokens.replaces,
-            previous=self._tokens.refresh_token,
-        )
+    def _describe(self, exc: Exception) -> str:
+        if isinstance(exc, CallDeadlineExceeded):
+            return str(exc)
+        return type(exc).__name__
+
+    def _rotate(self, body: dict[str, Any], now: float) -> None:
+        new = self._tokens.followed_by(body, now=now)
+        self._remember(new)
         # Durable first: if we crash after this line, the next run still has the new token.
         if self._store is not None:
-            self._store.write(new)
+            try:
+                self._store.write(new)
+            except TokenStoreError as failure:
+                # The old token is spent: the new one must not be lost with the store.
+                self._tokens = new
+                self._on_rotate(new)  # the STATE now carries it
+                raise TokensOnlyInStateError(
+                    f"Exact issued new tokens but {failure}. The new refresh token is in this "
+                    "run's last STATE message only (Meltano keeps it in its state backend). Fix "
+                    "token_store, then run again: the next run takes the token from the state "
+                    "and writes it to the store. Do not clear the state, or the app must be "
+                    "authorized again."
+                ) from None
         self._tokens = new
+        self._refreshed_here.add(str(new.access_token))
         self.refresh_count += 1
         self._on_rotate(new)
         LOGGER.info("Refreshed the Exact access token (valid %.0f s).", new.expires_at - now)
 
     def _scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self.secrets)
 
 
 def token_lifetime(body: dict[str, Any]) -> float:

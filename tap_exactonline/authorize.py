@@ -31,7 +31,8 @@ from tap_exactonline.auth import (
     open_token_store,
     token_store_problem,
 )
-from tap_exactonline.tap import REGIONS
+from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
+from tap_exactonline.settings import REGIONS, site_of, token_url
 
 ENV_PREFIX = "TAP_EXACTONLINE_"
 DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"
@@ -61,12 +62,10 @@ def load_settings(config_files: list[str]) -> dict[str, Any]:
 
 
 def origin_of(settings: dict[str, Any]) -> str:
-    if settings.get("base_url"):
-        return str(settings["base_url"]).rstrip("/")
     region = str(settings.get("region") or "nl")
-    if region not in REGIONS:
+    if not settings.get("base_url") and region not in REGIONS:
         raise AuthorizationFailed(f"Setting `region` must be one of {', '.join(REGIONS)}.")
-    return REGIONS[region]
+    return site_of(settings)
 
 
 def authorize_url(origin: str, client_id: str, redirect_uri: str, state: str) -> str:
@@ -143,22 +142,37 @@ def exchange_code(
     origin: str, settings: dict[str, Any], code: str, redirect_uri: str
 ) -> dict[str, Any]:
     try:
-        response = requests.post(
-            f"{origin}/api/oauth2/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "client_id": settings["client_id"],
-                "client_secret": settings["client_secret"],
-            },
-            headers={"Accept": "application/json"},
-            timeout=60,
+        with DeadlineSession() as session:
+            response = session.post(
+                token_url(origin),
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": redirect_uri,
+                    "client_id": settings["client_id"],
+                    "client_secret": settings["client_secret"],
+                },
+                headers={"Accept": "application/json"},
+                timeout=60,
+                allow_redirects=False,  # a 307 would carry the code and the secret elsewhere
+            )
+    except (requests.RequestException, CallDeadlineExceeded) as exc:
+        reason = str(exc) if isinstance(exc, CallDeadlineExceeded) else type(exc).__name__
+        raise AuthorizationFailed(
+            f"Exact's token endpoint could not be reached ({reason})."
+        ) from None
+    if response.is_redirect:
+        raise AuthorizationFailed(
+            f"Exact's token endpoint answered HTTP {response.status_code}, a redirect (not "
+            "followed, so the code and the client secret stay here): check `base_url`."
         )
-    except requests.RequestException as exc:
-        raise AuthorizationFailed(f"Exact's token endpoint could not be reached ({exc}).") from None
     body = json_or_empty(response)
-    if response.status_code == 200 and body.get("refresh_token") and body.get("access_token"):
+    if response.status_code == 200 and body.get("access_token"):
+        if not body.get("refresh_token"):
+            raise AuthorizationFailed(
+                "Exact's token answer carried no refresh_token, so the tap could not renew "
+                "the access token: run this command again."
+            )
         return dict(body)
     error = str(body.get("error") or response.status_code)
     description = str(body.get("error_description") or "").lower()
@@ -190,9 +204,12 @@ def open_store(settings: dict[str, Any], env_file: Path) -> TokenStore:
         raise AuthorizationFailed(
             "Setting `token_encryption_key` is not a Fernet key (32 url-safe base64-encoded bytes)."
         ) from None
-    return open_token_store(
+    store = open_token_store(
         store_location(settings, env_file), client_id=str(settings["client_id"]), codec=codec
     )
+    with store.locked():  # can it take the tokens? (a read-only or full disk, no rights)
+        store.prove_writable()
+    return store
 
 
 def store_location(settings: dict[str, Any], env_file: Path) -> str:

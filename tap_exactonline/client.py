@@ -32,8 +32,19 @@ from tap_exactonline.auth import (
     TokenRefreshError,
 )
 from tap_exactonline.catalog import EntitySpec
+from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
 from tap_exactonline.exact_clock import ExactClock
 from tap_exactonline.odata import DIVISION_FIELD, RecordPlan
+from tap_exactonline.pages import (
+    GarbledPageError,
+    PageGuard,
+    odata_page,
+    odata_rows,
+    payload_of,
+    rows_with_replacements,
+    was_repaired,
+)
+from tap_exactonline.redact import scrub
 
 LOGGER = logging.getLogger("tap_exactonline.http")
 
@@ -42,7 +53,6 @@ MAX_CONSECUTIVE_429 = 10
 MAX_BACKOFF_SECONDS = 120.0
 TRANSIENT_STATUSES = {500, 502, 503, 504}
 REFUSING_STATUSES = {400, 403, 404}
-_PAYLOAD_ATTRIBUTE = "_exact_payload"
 _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
 # OData punctuation stays readable in the query; spaces become %20 (not "+").
@@ -79,6 +89,13 @@ _REFUSED_FIELD = re.compile(
 # Fields dropped from one stream's `$select` in one division before the stream is refused:
 # each drop costs a refused call, and Exact allows 10 errors an hour per endpoint.
 MAX_DROPPED_FIELDS = 5
+# An error line quotes at most this much of a page that is not Exact's error JSON (a proxy's
+# HTML), and of Exact's own error message (which lists the fields a filter may name).
+MAX_EXCERPT = 160
+MAX_EXACT_MESSAGE = 600
+# 401s one request may meet before giving up, when each time another job had replaced the
+# token (a job gives up at once when a token it refreshed itself is refused).
+MAX_UNAUTHORIZED = 5
 
 
 class ExactAPIError(FatalAPIError):
@@ -240,15 +257,6 @@ def division_of(url: str) -> int | None:
     return int(parts[index]) if index < len(parts) and parts[index].isdigit() else None
 
 
-def payload_of(response: requests.Response) -> Any:
-    """The decoded JSON body, decoded once per response."""
-    payload = getattr(response, _PAYLOAD_ATTRIBUTE, None)
-    if payload is None:
-        payload = msgspec.json.decode(response.content)
-        setattr(response, _PAYLOAD_ATTRIBUTE, payload)
-    return payload
-
-
 def refusal_reason(response: requests.Response) -> str | None:
     """The code of a 403's `Reason` header ("DivisionBlocked"; a text after it is dropped)."""
     match = _REASON_CODE.match(response.headers.get("Reason") or "")
@@ -262,22 +270,36 @@ def refused_field_name(message: str) -> str | None:
 
 
 def exact_error_text(response: requests.Response) -> str:
-    """Exact's own words: `error.message.value`, an OAuth description, or a cleaned-up body."""
+    """Exact's own words: `error.message.value`, an OAuth description, or a short excerpt of
+    an error page. Never the body of a successful answer (customer data), nor of one that
+    looks like cut-off JSON."""
     try:
         body = payload_of(response)
-    except msgspec.DecodeError:
-        text = _SPACES.sub(" ", _TAGS.sub(" ", response.text)).strip()
-        return text[:200] or response.reason or "no response body"
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return _undecodable_body(response)
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
             message = error.get("message")
             value = message.get("value") if isinstance(message, dict) else message
             if value:
-                return str(value)
+                return _excerpt(str(value), MAX_EXACT_MESSAGE)
         if body.get("error_description"):
-            return str(body["error_description"])
+            return _excerpt(str(body["error_description"]), MAX_EXACT_MESSAGE)
     return response.reason or "no message"
+
+
+def _undecodable_body(response: requests.Response) -> str:
+    size = len(response.content)
+    head = response.content.lstrip()[:1]
+    if response.status_code < 400 or head in (b"{", b"["):
+        return f"a body that is not complete JSON ({size} bytes, not shown)"
+    text = _SPACES.sub(" ", _TAGS.sub(" ", response.content.decode("utf-8", "replace"))).strip()
+    return _excerpt(text) or response.reason or "no response body"
+
+
+def _excerpt(text: str, limit: int = MAX_EXCERPT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ExactHttp:
@@ -297,7 +319,8 @@ class ExactHttp:
         self.max_retries = max_retries
         self.retry_base_seconds = retry_base_seconds
         self._sleep = sleep
-        self.session = requests.Session()  # keep-alive across streams; no urllib3 retries
+        # Keep-alive across streams; no urllib3 retries; a deadline on every whole answer.
+        self.session: requests.Session = DeadlineSession()
 
     def check(self, response: requests.Response, what: str) -> None:
         """Classify a response: record budgets, raise for anything that is not usable data."""
@@ -310,16 +333,23 @@ class ExactHttp:
             raise UnauthorizedError(f"{what}: HTTP 401: {self._text(response)}", response)
         if status in TRANSIENT_STATUSES or status > 500:
             raise RetriableAPIError(f"{what}: HTTP {status}: {self._text(response)}", response)
+        if 300 <= status < 400:
+            # Not followed: the answer of another host is not Exact's data, and the bearer
+            # token stays with Exact. A proxy or a captive portal may be in the way.
+            where = urlsplit(response.headers.get("Location") or "").netloc or "elsewhere"
+            raise RetriableAPIError(
+                f"{what}: HTTP {status}, a redirect to {where} (not followed)", response
+            )
         if status in REFUSING_STATUSES:
             self._refuse(response, what)
         if status >= 400:
             raise ExactAPIError(f"{what}: HTTP {status}: {self._text(response)}")
         try:
             payload_of(response)
-        except msgspec.DecodeError:
-            # A proxy or maintenance page instead of JSON: transient by nature.
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            # A proxy or maintenance page, or a cut-off answer: transient by nature.
             raise RetriableAPIError(
-                f"{what}: HTTP {status} without a JSON body: {self._text(response)}", response
+                f"{what}: HTTP {status} with {self._text(response)}", response
             ) from None
 
     def _refuse(self, response: requests.Response, what: str) -> NoReturn:
@@ -344,8 +374,7 @@ class ExactHttp:
         division: int | None,
         what: str,
     ) -> requests.Response:
-        failures = rate_limited = 0
-        refreshed = False
+        failures = rate_limited = unauthorized = 0
         while True:
             self.limiter.before_request(division)
             try:
@@ -359,22 +388,33 @@ class ExactHttp:
                 headers = exc.response.headers if exc.response is not None else {}
                 self.limiter.after_429(division, headers)
             except UnauthorizedError as exc:
-                if refreshed:
+                unauthorized += 1
+                rejected = exc.response.request.headers.get("Authorization", "")
+                rejected = rejected.removeprefix("Bearer ")
+                # Another job may have replaced the token we sent (even twice while we ran):
+                # take the store's newer one or refresh, and fail only when Exact refuses a
+                # token this job has just refreshed itself.
+                if self.authenticator.refreshed_here(rejected):
                     raise ExactAPIError(
                         f"{exc} (even with a freshly refreshed access token)"
                     ) from None
-                refreshed = True
-                rejected = exc.response.request.headers.get("Authorization", "")
-                self.authenticator.refresh_after_unauthorized(rejected.removeprefix("Bearer "))
+                if unauthorized > MAX_UNAUTHORIZED:
+                    raise ExactAPIError(f"{exc} ({unauthorized} times in a row)") from None
+                self.authenticator.refresh_after_unauthorized(rejected)
             except (
                 RetriableAPIError,
                 requests.ConnectionError,
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
+                CallDeadlineExceeded,
             ) as exc:
                 failures += 1
-                reason = str(exc) if isinstance(exc, RetriableAPIError) else type(exc).__name__
+                reason = (
+                    str(exc)
+                    if isinstance(exc, (RetriableAPIError, CallDeadlineExceeded))
+                    else type(exc).__name__
+                )
                 if failures > self.max_retries:
                     raise ExactAPIError(
                         f"{what}: gave up after {failures} attempts; last error: {reason}"
@@ -385,10 +425,7 @@ class ExactHttp:
                 self._sleep(wait)
 
     def _text(self, response: requests.Response) -> str:
-        text = exact_error_text(response)
-        for secret in self.authenticator.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(exact_error_text(response), self.authenticator.secrets)
 
 
 class ODataNextLinkPaginator(BaseHATEOASPaginator):
@@ -404,8 +441,7 @@ class ODataNextLinkPaginator(BaseHATEOASPaginator):
         self._may_continue = may_continue
 
     def get_next_url(self, response: requests.Response) -> str | None:
-        body = payload_of(response).get("d")
-        next_url = body.get("__next") if isinstance(body, dict) else None
+        _, next_url = odata_page(response)
         if not next_url:
             return None
         parts = urlsplit(next_url)
@@ -415,19 +451,6 @@ class ODataNextLinkPaginator(BaseHATEOASPaginator):
 
     def has_more(self, response: requests.Response) -> bool:
         return super().has_more(response) and self._may_continue()
-
-
-def odata_rows(response: requests.Response) -> Iterable[dict[str, Any]]:
-    """`{"d": {"results": [...]}}` for collections; `{"d": {...}}` for a single entity."""
-    body = payload_of(response).get("d")
-    if isinstance(body, dict):
-        results = body.get("results")
-        if isinstance(results, list):
-            return results
-        return [body]
-    if isinstance(body, list):
-        return body
-    return []
 
 
 class ExactTapContext(Protocol):
@@ -473,6 +496,9 @@ class ExactStream(RESTStream[ParseResult]):
     # Records are built to match the schema exactly (RecordPlan), so the SDK's per-value
     # conformance pass would only cost CPU.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    # A redirect is never followed: another host's answer is not Exact's data (and our bearer
+    # token stays with Exact). ExactHttp.check turns a 3xx into a retried failure.
+    allow_redirects = False
 
     def __init__(self, tap: Tap) -> None:
         rename = tap.config.get("column_names", "snake_case") == "snake_case"
@@ -489,6 +515,10 @@ class ExactStream(RESTStream[ParseResult]):
         self._dropped_fields: dict[int | None, set[str]] = {}
         # Divisions this run did not read completely (budget spent, refused, inaccessible).
         self.incomplete_divisions: set[int | None] = set()
+        # The checks of the read in progress (made anew for each division and parent row).
+        self._guard = PageGuard(keys=())
+        # (what, division) warnings already given in this run.
+        self._warned: set[tuple[str, int | None]] = set()
 
     @property
     def exact(self) -> ExactTapContext:
@@ -547,7 +577,24 @@ class ExactStream(RESTStream[ParseResult]):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        self.exact.http.check(response, self.describe(division_of(response.url)))
+        what = self.describe(division_of(response.url))
+        self.exact.http.check(response, what)
+        try:
+            self._guard.check(response)
+        except GarbledPageError as garbled:
+            raise GarbledPageError(f"{what}: {garbled}", response) from None
+
+    def row_keys(self) -> list[str]:
+        """The key fields every row of a page must carry (the division comes from the URL)."""
+        return [key for key in self.spec.keys if key != DIVISION_FIELD]
+
+    def new_page_guard(self) -> PageGuard:
+        return PageGuard(keys=self.row_keys())
+
+    def warn_once(self, what: str, division: int | None, message: str, *args: object) -> None:
+        if (what, division) not in self._warned:
+            self._warned.add((what, division))
+            self.logger.warning(message, *args)
 
     @cached_property
     def essential_fields(self) -> frozenset[str]:
@@ -578,6 +625,7 @@ class ExactStream(RESTStream[ParseResult]):
         """Read; a field Exact no longer accepts is dropped from `$select` and asked again."""
         while True:
             read_any = False
+            self._guard = self.new_page_guard()
             try:
                 for row in super().request_records(context):
                     read_any = True
@@ -638,7 +686,22 @@ class ExactStream(RESTStream[ParseResult]):
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        return odata_rows(response)
+        rows = odata_rows(response)
+        if was_repaired(response):
+            self._report_repaired_rows(rows)
+        return rows
+
+    def _report_repaired_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Text that was not valid UTF-8 (or a lone surrogate) became U+FFFD: say which rows,
+        by key; the rows load, so one bad value does not block every later run."""
+        for row in rows_with_replacements(rows):
+            key = ", ".join(f"{name}={row.get(name)}" for name in self.row_keys())
+            self.logger.warning(
+                "%s: the row %s holds text that is not valid UTF-8; loaded with U+FFFD in its "
+                "place. Correct it in Exact to load the original.",
+                self.describe(self._division),
+                key,
+            )
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:

@@ -17,10 +17,14 @@ from singer_sdk.singerlib import RecordMessage, SchemaMessage
 from typing_extensions import override
 
 from tap_exactonline.catalog import SOFT_DELETE_COLUMN, EntitySpec
-from tap_exactonline.client import ODATA_SAFE, EntityRefusedError, ExactStream, odata_rows
+from tap_exactonline.client import ODATA_SAFE, EntityRefusedError, ExactStream
 from tap_exactonline.odata import parse_int64
+from tap_exactonline.pages import IMPOSSIBLE_TIMESTAMP, PageGuard, odata_rows
+from tap_exactonline.settings import parse_moment
 
 FIRST_SYNC_TIMESTAMP = 1
+# A bookmark or Modified further ahead than this is in the future, not a clock's drift.
+FUTURE_TOLERANCE = timedelta(days=1)
 DELETED_PATH = "sync/Deleted"
 DELETION_LOG_DAYS = 60  # Exact keeps sync/Deleted entries for two months
 SYNC_TIMESTAMP_PATH = "read/sync/Sync/SyncTimestamp"
@@ -153,7 +157,17 @@ class SyncStream(ApiStream):
         # Without a bookmark the SDK offers start_date here; a Timestamp is a row version, not a
         # date, so Exact's SyncTimestamp translates it where it can.
         value = parse_int64(self.get_starting_replication_key_value(context))
-        if isinstance(value, int) and value > FIRST_SYNC_TIMESTAMP:
+        if isinstance(value, int) and value >= IMPOSSIBLE_TIMESTAMP:
+            division = context.get("division") if context else None
+            self.warn_once(
+                "future bookmark",
+                division,
+                "%s: its bookmark Timestamp %d is beyond any real one (a damaged state); "
+                "reading from start_date or the start instead of skipping every change.",
+                self.describe(division),
+                value,
+            )
+        elif isinstance(value, int) and value > FIRST_SYNC_TIMESTAMP:
             return value
         start_date = self.config.get("start_date")
         if start_date and context and "division" in context:
@@ -207,10 +221,30 @@ class SyncStream(ApiStream):
         return {"$filter": condition, **super().query_params(context)}
 
     @override
+    def new_page_guard(self) -> PageGuard:
+        # Every row must be above the Timestamp the read asked after, and each page above the
+        # last; a resync believes an empty first page only when Exact says so twice.
+        return PageGuard(
+            keys=self.row_keys(),
+            timestamp_after=self._start or FIRST_SYNC_TIMESTAMP,
+            recheck_empty_first_page=self.resync,
+        )
+
+    @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        rows = list(odata_rows(response))
+        rows = list(super().parse_response(response))
         rows.sort(key=_row_timestamp)
         return rows
+
+
+def _in_the_future(value: str) -> bool:
+    try:
+        moment = parse_moment(value)
+    except ValueError:
+        return False  # not a date-time: the state checks say so
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment > datetime.now(timezone.utc) + FUTURE_TOLERANCE
 
 
 def _row_timestamp(row: dict[str, Any]) -> int:
@@ -232,6 +266,48 @@ class ODataStream(ApiStream):
         # Divisions where Exact insists on a $filter ("mandatory filtering") that `Modified`
         # satisfies: a read without bookmark or start_date filters from EARLIEST_MODIFIED there.
         self._filter_required: set[int | None] = set()
+
+    @override
+    def get_starting_replication_key_value(self, context: Context | None) -> Any | None:
+        """The bookmark, unless it lies in the future: then every change until that day would
+        be skipped, so it is reported and the read starts from start_date (or the start)."""
+        start = super().get_starting_replication_key_value(context)
+        if not (isinstance(start, str) and start) or not _in_the_future(start):
+            return start
+        division = context.get("division") if context else None
+        fallback = self.config.get("start_date")
+        self.warn_once(
+            "future bookmark",
+            division,
+            "%s: its bookmark %s is in the future (a damaged state, or a clock far ahead); "
+            "reading from %s instead of skipping every change until then.",
+            self.describe(division),
+            start,
+            f"start_date {fallback}" if fallback else "the start",
+        )
+        return fallback
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict | None:
+        record = super().post_process(row, context)
+        if self.replication_key and record is not None:
+            modified = record.get(self.replication_key)
+            if isinstance(modified, str) and modified > self._future_from:
+                self.warn_once(
+                    "future row",
+                    self._division,
+                    "%s: a row (%s) says it was modified on %s, in the future; the bookmark "
+                    "stays at the start of this run so no later change is skipped.",
+                    self.describe(self._division),
+                    ", ".join(f"{k}={row.get(k)}" for k in self.row_keys()),
+                    modified,
+                )
+        return record
+
+    @cached_property
+    def _future_from(self) -> str:
+        """An instant a day from now, formatted as records carry them (compared as text)."""
+        return (datetime.now(timezone.utc) + FUTURE_TOLERANCE).isoformat()
 
     @override
     def query_params(self, context: Context | None) -> dict[str, str]:
@@ -333,6 +409,13 @@ class ChildReadStream(ODataStream):
         if not self._schema_sent:
             super()._write_schema_message()
             self._schema_sent = True
+
+    @override
+    def row_keys(self) -> list[str]:
+        child = self.spec.child_of
+        assert child is not None
+        keys = super().row_keys()
+        return keys if child.link_in_row else [k for k in keys if k != child.link_field]
 
     @override
     def query_params(self, context: Context | None) -> dict[str, str]:

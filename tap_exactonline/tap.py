@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import json
+import signal
 import time
 from datetime import datetime, timezone
 from functools import cached_property
 from http import HTTPStatus
+from types import FrameType
 from typing import IO, Any, NoReturn, cast
+from urllib.parse import urlsplit
 
 import click
 import requests
@@ -25,6 +27,7 @@ from tap_exactonline.auth import (
     ExactAuthenticator,
     TokenCodec,
     TokenSet,
+    TokensOnlyInStateError,
     TokenStore,
     choose_tokens,
     open_token_store,
@@ -42,53 +45,27 @@ from tap_exactonline.client import (
     odata_rows,
 )
 from tap_exactonline.exact_clock import DEFAULT_TIME_ZONE, ExactClock, UnknownTimeZoneError
+from tap_exactonline.pages import GarbledPageError, odata_page
+from tap_exactonline.redact import install_scrubbing, scrub
+from tap_exactonline.settings import (
+    REGIONS,
+    json_kind,
+    parse_divisions,
+    settings_problems,
+    site_of,
+    token_url,
+)
+from tap_exactonline.state import (
+    DIVISION_MOVES_STATE_KEY,
+    STATE_VERSION,
+    STATE_VERSION_KEY,
+    StateFileError,
+    check_state,
+    read_state_file,
+    upgrade_state,
+)
 from tap_exactonline.streams import DeletedStream, SyncStream, stream_classes
-
-REGIONS = {
-    "nl": "https://start.exactonline.nl",
-    "be": "https://start.exactonline.be",
-    "de": "https://start.exactonline.de",
-    "uk": "https://start.exactonline.co.uk",
-    "us": "https://start.exactonline.com",
-    "es": "https://start.exactonline.es",
-    "fr": "https://start.exactonline.fr",
-}
-
-
-DIVISION_MOVES_STATE_KEY = "exactonline_division_moves"
-# 2: date-times in the state are true instants. A state without this key (version 1) holds
-# Exact's wall clock labelled UTC, 1-2 hours ahead of the instant.
-STATE_VERSION_KEY = "exactonline_state_version"
-STATE_VERSION = 2
-_BOOKMARK_VALUE_KEYS = ("replication_key_value", "starting_replication_value")
-DIVISION_CHOICES = ("all", "current")
-
-
-def parse_divisions(value: object) -> list[int] | str:
-    """The `divisions` setting: a list of codes, or `all`/`current` (also as Meltano passes a
-    list set on the command line: a JSON string, or codes separated by commas)."""
-    if value is None or value in ("", []):
-        return "current"
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in DIVISION_CHOICES:
-            return text.lower()
-        try:
-            value = json.loads(text) if text.startswith("[") else text.split(",")
-        except ValueError:
-            value = None
-    items = value if isinstance(value, list) else [value]
-    try:
-        codes = [int(str(item).strip()) for item in items]
-    except ValueError:
-        codes = []
-    if not codes or any(code <= 0 for code in codes) or any(isinstance(i, bool) for i in items):
-        raise ValueError(
-            f"Setting `divisions` must be a list of division codes, `all` or `current` (got "
-            f"{value!r})."
-        )
-    return list(dict.fromkeys(codes))
-
+from tap_exactonline.termination import GUARD
 
 # Exact revokes a refresh token unused for 30 days; warn well before.
 STALE_REFRESH_TOKEN_DAYS = 25
@@ -243,6 +220,36 @@ class TapExactOnline(Tap):
         self._incoming_bookmarks: set[tuple[str, int | None]] = set()
         super().__init__(*args, **kwargs)
         self.mutable_state.setdefault(STATE_VERSION_KEY, STATE_VERSION)
+        GUARD.install(self._stop_for_signal)
+        install_scrubbing(self._secret_values)
+
+    def _secret_values(self) -> list[str]:
+        """Everything secret this run knows: masked in every log line, in every encoding."""
+        values = [
+            str(self.config[name])
+            for name, schema in self.config_jsonschema["properties"].items()
+            if schema.get("secret") and self.config.get(name)
+        ]
+        store = str(self.config.get("token_store") or "")
+        if (password := urlsplit(store).password) is not None:
+            values.append(password)
+        if "authenticator" in self.__dict__:  # made: it knows every token of this run
+            values += self.authenticator.secrets
+        return values
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # SIGTERM/SIGINT: the SDK would exit 0 at once, even mid token refresh.
+        GUARD.handle(signum)
+
+    def _stop_for_signal(self, signum: int) -> NoReturn:
+        self.state_writer.write_state(self.state)
+        self.logger.error(
+            "Stopped by %s before the run was complete; the state up to here is saved and the "
+            "next run continues from it.",
+            signal.Signals(signum).name,
+        )
+        raise SystemExit(128 + signum)
 
     @classmethod
     @override
@@ -259,23 +266,35 @@ class TapExactOnline(Tap):
         super(Tap, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
-        tap = cls(
-            config=config.config,
-            state=None if state is None else json.loads(state.read()),
-            catalog=None if catalog is None else json.loads(catalog.read()),
-            parse_env_config=config.parse_env,
-            validate_config=True,
-        )
+        try:
+            tap = cls(
+                config=config.config,
+                state=None if state is None else read_state_file(state),
+                catalog=None if catalog is None else json.loads(catalog.read()),
+                parse_env_config=config.parse_env,
+                validate_config=True,
+            )
+        except StateFileError as error:
+            cls.logger.error("%s", error)  # noqa: TRY400 - one line, no traceback
+            raise SystemExit(1) from None
         tap.sync_all()
         tap.judge_refused_streams()
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        errors = super()._validate_config(raise_errors=raise_errors)
+        try:
+            errors = super()._validate_config(raise_errors=True)
+        except ConfigValidationError as failure:
+            errors = list(failure.errors)
+        errors = self._without_secret_values(errors)
         for setting in ("max_retries", "daily_budget_reserve", "request_timeout"):
             value = self.config.get(setting)
             if isinstance(value, int) and value < 0:
                 errors.append(f"Setting `{setting}` must not be negative (got {value}).")
+        retry_base = self.config.get("retry_base_seconds")
+        if isinstance(retry_base, int | float) and retry_base < 0:
+            errors.append(f"Setting `retry_base_seconds` must not be negative (got {retry_base}).")
+        errors += settings_problems(self.config)
         try:
             parse_divisions(self.config.get("divisions"))
         except ValueError as exc:
@@ -315,6 +334,26 @@ class TapExactOnline(Tap):
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
 
+    def _without_secret_values(self, errors: list[str]) -> list[str]:
+        """The SDK's schema errors quote the value ("12345 is not of type 'string'"): for a
+        secret setting, say what is wrong without it."""
+        secret_names = [
+            name
+            for name, schema in self.config_jsonschema["properties"].items()
+            if schema.get("secret")
+        ]
+        values = [str(self.config[name]) for name in secret_names if self.config.get(name)]
+        kept = [scrub(error, values) for error in errors]
+        for name in secret_names:
+            value = self.config.get(name)
+            if value is not None and not isinstance(value, str):
+                kept = [error for error in kept if f"config['{name}']" not in error]
+                kept.append(
+                    f"Setting `{name}` must be text, not {json_kind(value)} (its value is not "
+                    "shown: it is a secret)."
+                )
+        return kept
+
     @property
     @override
     def streams(self) -> dict[str, Stream]:
@@ -341,9 +380,7 @@ class TapExactOnline(Tap):
 
     @cached_property
     def origin(self) -> str:
-        return str(
-            self.config.get("base_url") or REGIONS[self.config.get("region") or "nl"]
-        ).rstrip("/")
+        return site_of(self.config)
 
     @cached_property
     def api_base(self) -> str:
@@ -365,7 +402,8 @@ class TapExactOnline(Tap):
     @cached_property
     def authenticator(self) -> ExactAuthenticator:
         incoming = self.token_codec.load(self._incoming_token_state, "the incoming state")
-        stored = [incoming, self.token_store.read() if self.token_store else None]
+        # The shared store first: it wins unless the state holds a later link of its chain.
+        stored = [self.token_store.read() if self.token_store else None, incoming]
         tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
         self.token_source = (
             "the `refresh_token` setting"
@@ -378,13 +416,14 @@ class TapExactOnline(Tap):
         # Outgoing state always carries the newest tokens, even if this run never refreshes.
         self.mutable_state[TOKEN_STATE_KEY] = self.token_codec.dump(tokens)
         return ExactAuthenticator(
-            token_url=f"{self.origin}/api/oauth2/token",
+            token_url=token_url(self.origin),
             client_id=self.config["client_id"],
             client_secret=self.config["client_secret"],
             tokens=tokens,
             store=self.token_store,
             on_rotate=self._save_rotated_tokens,
             timeout=float(self.config.get("request_timeout") or 60),
+            superseded=[t for t in stored if t is not None] if source == "config" else (),
         )
 
     def _report_token(self, tokens: TokenSet) -> None:
@@ -558,7 +597,10 @@ class TapExactOnline(Tap):
     def stop_with_error(self, error: Exception) -> NoReturn:
         """End the run with one clear line, keeping every bookmark reached so far."""
         self.state_writer.write_state(self.state)
-        self.logger.error("%s", error)
+        if isinstance(error, TokensOnlyInStateError):
+            self.logger.critical("%s", error)  # a login is at stake
+        else:
+            self.logger.error("%s", error)
         raise SystemExit(1)
 
     @cached_property
@@ -582,8 +624,14 @@ class TapExactOnline(Tap):
             request = requests.Request("GET", url, headers={"Accept": "application/json"})
             prepared = self.http.session.prepare_request(request)
             timeout = int(self.config.get("request_timeout") or 60)
-            response = self.http.session.send(self.authenticator(prepared), timeout=timeout)
+            response = self.http.session.send(
+                self.authenticator(prepared), timeout=timeout, allow_redirects=False
+            )
             self.http.check(response, what)
+            try:
+                odata_page(response)  # the shape of a page, or a retried GarbledPageError
+            except GarbledPageError as garbled:
+                raise GarbledPageError(f"{what}: {garbled}", response) from None
             return response
 
         return self.http.execute(send, division=division_of(url), what=what)
@@ -681,8 +729,16 @@ class TapExactOnline(Tap):
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
+        check_state(state)
         if state.get(STATE_VERSION_KEY, 1) < STATE_VERSION:
-            state = self._upgrade_state(state)
+            state, moved = upgrade_state(state, self.clock.instant_of_wall_labelled_utc)
+            if moved:
+                self.logger.info(
+                    "State from an earlier version: %d date-time bookmarks were on Exact's "
+                    "clock labelled UTC; moved back to the true instants (rows changed in the "
+                    "last 1-2 hours before them are read again).",
+                    moved,
+                )
         super().load_state(state)
         self.mutable_state[STATE_VERSION_KEY] = STATE_VERSION
         # Decoded (and, if encrypted, decrypted) when the authenticator is made, where a
@@ -696,45 +752,6 @@ class TapExactOnline(Tap):
         }
         if isinstance(state.get(DIVISION_MOVES_STATE_KEY), dict):
             self.mutable_state[DIVISION_MOVES_STATE_KEY] = dict(state[DIVISION_MOVES_STATE_KEY])
-
-    def _upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """A state of version 1 labelled Exact's wall clock as UTC: move its date-time bookmarks
-        and DivisionMoveDates back to the true instants (1-2 hours earlier, so a row is read
-        again rather than skipped, and no division looks moved). Timestamps are untouched."""
-        state = copy.deepcopy(state)
-        moved = 0
-        for bookmark in (state.get("bookmarks") or {}).values():
-            if not isinstance(bookmark, dict):
-                continue
-            for place in [bookmark, *(bookmark.get("partitions") or [])]:
-                for holder in (place, place.get("progress_markers") or {}):
-                    for key in _BOOKMARK_VALUE_KEYS:
-                        upgraded = self._instant_or_none(holder.get(key))
-                        if upgraded is not None:
-                            holder[key] = upgraded
-                            moved += 1
-        moves = state.get(DIVISION_MOVES_STATE_KEY)
-        if isinstance(moves, dict):
-            for division, value in moves.items():
-                upgraded = self._instant_or_none(value)
-                if upgraded is not None:
-                    moves[division] = upgraded
-        if moved:
-            self.logger.info(
-                "State from an earlier version: %d date-time bookmarks were on Exact's clock "
-                "labelled UTC; moved back to the true instants (rows changed in the last 1-2 "
-                "hours before them are read again).",
-                moved,
-            )
-        return state
-
-    def _instant_or_none(self, value: object) -> str | None:
-        if not isinstance(value, str) or not value[:4].isdigit() or "T" not in value:
-            return None  # a Timestamp (number) or nothing
-        try:
-            return self.clock.instant_of_wall_labelled_utc(value)
-        except ValueError:
-            return None
 
 
 if __name__ == "__main__":

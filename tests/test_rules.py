@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,14 +95,21 @@ def _tokens(refresh: str, obtained: float, origin: str, access: str | None = "a"
     return TokenSet(refresh, access, obtained + 600, obtained, origin)
 
 
-def test_newest_stored_token_wins_over_unchanged_config():
+def test_the_newest_link_of_the_chain_wins_whatever_the_clocks_say():
     origin = fingerprint("configured")
     older = _tokens("r1", 1000, origin)
-    newer = _tokens("r2", 2000, origin)
-    chosen, source = choose_tokens("configured", [older, newer])
-    assert (chosen, source) == (newer, "stored")
-    chosen, _ = choose_tokens("configured", [newer, None, older])
-    assert chosen == newer
+    # Obtained by a machine whose clock is behind: an earlier obtained_at, a later link.
+    newer = replace(_tokens("r2", 100, origin), lineage=(fingerprint("r1"),))
+    assert choose_tokens("configured", [older, newer]) == (newer, "stored")
+    assert choose_tokens("configured", [newer, None, older]) == (newer, "stored")
+
+
+def test_unrelated_copies_go_to_the_most_trusted_one():
+    # Copies the chain cannot order (written before links named their predecessors): the
+    # first, the shared token store, wins over the state.
+    origin = fingerprint("configured")
+    store, state = _tokens("r1", 1000, origin), _tokens("r9", 9000, origin)
+    assert choose_tokens("configured", [store, state]) == (store, "stored")
 
 
 def test_newly_configured_refresh_token_wins_over_rotated_ones():
@@ -149,7 +157,7 @@ class ScriptedTokenEndpoint:
         self.responses = responses
         self.posts: list[dict] = []
 
-    def post(self, url, data, headers, timeout):
+    def post(self, url, data, headers, timeout, **options):
         self.posts.append(data)
         status, body = self.responses.pop(0)
         response = requests.Response()
@@ -316,6 +324,9 @@ class _NoAuth:
 
     def refresh_after_unauthorized(self, rejected):
         self.refreshes += 1
+
+    def refreshed_here(self, access_token):
+        return self.refreshes > 0  # every token after the first came from its own refresh
 
 
 def _http(time: FakeTime, retries: int = 3) -> ExactHttp:
