@@ -8,6 +8,7 @@ before using the new access token.
 
 from __future__ import annotations
 
+import email.utils
 import errno
 import fcntl
 import hashlib
@@ -346,6 +347,9 @@ class FileTokenStore:
         try:
             if self.path.is_dir():
                 raise IsADirectoryError(errno.EISDIR, "it is a directory")
+            for folder in (self.path.parent, *self.path.parent.parents):
+                if folder.exists() and not folder.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, f"Not a directory: {folder}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
@@ -784,6 +788,30 @@ def open_token_store(location: str, *, client_id: str, codec: TokenCodec) -> Tok
     return FileTokenStore(location, codec=codec)
 
 
+class ServerClock:
+    """Exact's clock as seen from this machine: its own clock, corrected by the `Date` header
+    of Exact's latest token answer. A machine 15 minutes fast then still sees a token another
+    machine got five minutes ago as five minutes old."""
+
+    def __init__(self, local: Callable[[], float] = time.time) -> None:
+        self._local = local
+        self._offset = 0.0
+
+    def __call__(self) -> float:
+        return self._local() + self._offset
+
+    def observe(self, headers: Any) -> None:
+        date = headers.get("Date") if headers is not None else None
+        if not date:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(str(date)).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        # `Date` has whole seconds: its middle is the best guess.
+        self._offset = server + 0.5 - self._local()
+
+
 class ExactAuthenticator(requests.auth.AuthBase):
     """The tap's single authenticator: adds the bearer token, refreshes and persists rotations."""
 
@@ -807,7 +835,9 @@ class ExactAuthenticator(requests.auth.AuthBase):
         self._store = store
         self._on_rotate = on_rotate
         self._timeout = timeout
-        self._clock = clock
+        # Token times are kept on Exact's clock, so jobs on machines whose clocks disagree
+        # judge a shared token alike.
+        self._clock = ServerClock(clock)
         self._lock = threading.Lock()
         # No urllib3 retries (replaying a consumed refresh token can make Exact revoke the
         # whole chain), and a deadline on the whole answer, not only on each byte.
@@ -815,9 +845,6 @@ class ExactAuthenticator(requests.auth.AuthBase):
         self.refresh_count = 0
         # Every secret this process has held (spent ones too), to scrub from what we show.
         self._secrets: set[str] = set()
-        # Access tokens this process got from its own refresh: a 401 for one of these means
-        # Exact refuses fresh tokens (not that another job replaced ours).
-        self._refreshed_here: set[str] = set()
         # Links the run chose not to continue (a newly configured refresh token replaced
         # them): found in the store, they are older, not newer.
         self._superseded = {fingerprint(t.refresh_token) for t in superseded}
@@ -842,9 +869,6 @@ class ExactAuthenticator(requests.auth.AuthBase):
         """Every secret this authenticator holds or held, to scrub from any text we show."""
         return tuple(v for v in (self._client_secret, *self._secrets) if v)
 
-    def refreshed_here(self, access_token: str | None) -> bool:
-        return access_token in self._refreshed_here
-
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.access_token()}"
         return request
@@ -856,13 +880,17 @@ class ExactAuthenticator(requests.auth.AuthBase):
             assert self._tokens.access_token is not None  # _refresh raises otherwise
             return self._tokens.access_token
 
-    def refresh_after_unauthorized(self, rejected_token: str | None) -> None:
+    def refresh_after_unauthorized(self, rejected_token: str | None) -> str | None:
         """Exact said 401: take the store's newer token, or refresh once; nothing if another
-        caller in this process already replaced the refused token."""
+        caller in this process already replaced the refused token. Returns the access token
+        when this call refreshed it itself (a 401 for that one means Exact refuses fresh
+        tokens), else None."""
         with self._lock:
             if rejected_token is not None and rejected_token != self._tokens.access_token:
-                return
+                return None
+            refreshes = self.refresh_count
             self._refresh_shared(rejected=rejected_token or "")
+            return self._tokens.access_token if self.refresh_count > refreshes else None
 
     def _refresh_shared(self, *, rejected: str | None) -> None:
         """Lock the store, reload it, take another job's newer link, else refresh.
@@ -906,6 +934,8 @@ class ExactAuthenticator(requests.auth.AuthBase):
         # refresh token as it answers.
         with GUARD.hold():
             response = self._post_refresh(current.refresh_token)
+            self._clock.observe(response.headers)
+            now = self._clock()
             body = json_or_empty(response)
             if response.status_code == 200 and body.get("access_token"):
                 self._rotate(body, now)
@@ -997,7 +1027,6 @@ class ExactAuthenticator(requests.auth.AuthBase):
                     "authorized again."
                 ) from None
         self._tokens = new
-        self._refreshed_here.add(str(new.access_token))
         self.refresh_count += 1
         self._on_rotate(new)
         LOGGER.info("Refreshed the Exact access token (valid %.0f s).", new.expires_at - now)

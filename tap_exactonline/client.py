@@ -375,6 +375,7 @@ class ExactHttp:
         what: str,
     ) -> requests.Response:
         failures = rate_limited = unauthorized = 0
+        fresh: str | None = None  # the access token this request refreshed itself
         while True:
             self.limiter.before_request(division)
             try:
@@ -392,15 +393,15 @@ class ExactHttp:
                 rejected = exc.response.request.headers.get("Authorization", "")
                 rejected = rejected.removeprefix("Bearer ")
                 # Another job may have replaced the token we sent (even twice while we ran):
-                # take the store's newer one or refresh, and fail only when Exact refuses a
-                # token this job has just refreshed itself.
-                if self.authenticator.refreshed_here(rejected):
+                # take the store's newer one or refresh, and fail only when Exact refuses the
+                # token this request has just refreshed itself.
+                if fresh is not None and rejected == fresh:
                     raise ExactAPIError(
                         f"{exc} (even with a freshly refreshed access token)"
                     ) from None
                 if unauthorized > MAX_UNAUTHORIZED:
                     raise ExactAPIError(f"{exc} ({unauthorized} times in a row)") from None
-                self.authenticator.refresh_after_unauthorized(rejected)
+                fresh = self.authenticator.refresh_after_unauthorized(rejected) or fresh
             except (
                 RetriableAPIError,
                 requests.ConnectionError,

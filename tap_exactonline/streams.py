@@ -268,6 +268,17 @@ class ODataStream(ApiStream):
         self._filter_required: set[int | None] = set()
 
     @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        if self.replication_key and context is not None:
+            # The signpost (this run's start) caps the bookmark, so a row that says it changed
+            # in the future cannot carry it there. The SDK writes it only at the stream level,
+            # which per-division bookmarks never see: write it to the division's state too.
+            signpost = self.get_replication_key_signpost(context)
+            if signpost is not None:
+                self._write_replication_key_signpost(context, signpost)
+        yield from super().get_records(context)
+
+    @override
     def get_starting_replication_key_value(self, context: Context | None) -> Any | None:
         """The bookmark, unless it lies in the future: then every change until that day would
         be skipped, so it is reported and the read starts from start_date (or the start)."""

@@ -228,8 +228,9 @@ class TapExactOnline(Tap):
         values = [
             str(self.config[name])
             for name, schema in self.config_jsonschema["properties"].items()
-            if schema.get("secret") and self.config.get(name)
+            if schema.get("secret") and self.config.get(name) and name != "token_store"
         ]
+        # The store's location is shown (which file, which server); a password in it is not.
         store = str(self.config.get("token_store") or "")
         if (password := urlsplit(store).password) is not None:
             values.append(password)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import itertools
 import json
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -103,6 +104,9 @@ class Response:
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # > 0: the whole answer (status line, headers, body) goes out one byte every so many
+    # seconds, as from a proxy or server that trickles.
+    trickle_seconds: float = 0.0
 
 
 def exact_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -113,6 +117,20 @@ def exact_error(status: int, message: str, headers: Mapping[str, str] | None = N
 
 def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
     return Response(status, json.dumps(body).encode(), JSON_TYPE, dict(headers or {}))
+
+
+@dataclass(frozen=True)
+class _Replay:
+    path_contains: str
+    query_contains: str | None
+    response: Response
+
+
+@dataclass
+class _Trickle:
+    path_contains: str
+    seconds_per_byte: float
+    left: int
 
 
 @dataclass(frozen=True)
@@ -194,7 +212,11 @@ class FakeExact:
         )
         self.limits = RateLimiter(minutely_limit, minute_window_seconds, daily_limit)
         self._faults: list[Fault] = []
-        self._replays: list[tuple[str, Response]] = []
+        self._replays: list[_Replay] = []
+        self._trickles: list[_Trickle] = []  # see trickle_next
+        # Called (outside the lock) with each token answer before it is sent: see
+        # on_token_answer.
+        self._token_answer_hook: Callable[[Response], None] | None = None
         self._mandatory_filters: dict[tuple[str, int | None], tuple[str, ...]] = {}
         # (stream, division) -> (field, Exact's message with {field} and {entity} in it).
         self._refused_fields: dict[tuple[str, int | None], tuple[str, str]] = {}
@@ -322,21 +344,54 @@ class FakeExact:
         status: int = 200,
         headers: Mapping[str, str] | None = None,
         content_type: str | None = JSON_TYPE,
+        *,
+        query_contains: str | None = None,
+        times: int = 1,
     ) -> None:
-        """Answer the next request whose path contains `path_contains` with this response, as
-        recorded (tests replay responses shaped like published Exact ones), instead of making
-        one. Replays are used in the order they were added."""
+        """Answer the next `times` requests whose path contains `path_contains` (and whose raw
+        query contains `query_contains`, e.g. "skiptoken" for the pages after the first) with
+        this response, as recorded (tests replay responses shaped like published Exact ones,
+        or what a proxy or cache hands back), instead of making one. Replays are used in the
+        order they were added."""
         raw = body.encode() if isinstance(body, str) else body
         with self._lock:
-            self._replays.append(
-                (path_contains, Response(status, raw, content_type, dict(headers or {})))
-            )
+            for _ in range(times):
+                self._replays.append(
+                    _Replay(
+                        path_contains,
+                        query_contains,
+                        Response(status, raw, content_type, dict(headers or {})),
+                    )
+                )
 
-    def _take_replay(self, path: str) -> Response | None:
-        for position, (wanted, response) in enumerate(self._replays):
-            if wanted in path:
+    def trickle_next(self, path_contains: str, seconds_per_byte: float, n: int = 1) -> None:
+        """The next `n` answers to requests whose path contains `path_contains` go out one byte
+        every `seconds_per_byte` (the answer itself is the usual one)."""
+        with self._lock:
+            self._trickles.append(_Trickle(path_contains, seconds_per_byte, n))
+
+    def _take_trickle(self, path: str) -> float:
+        for trickle in self._trickles:
+            if trickle.path_contains in path:
+                trickle.left -= 1
+                self._trickles = [t for t in self._trickles if t.left > 0]
+                return trickle.seconds_per_byte
+        return 0.0
+
+    def on_token_answer(self, hook: Callable[[Response], None] | None) -> None:
+        """Call `hook(response)` in the server thread after a token request was decided (a
+        refresh already spent the old refresh token) and before the answer is sent: a test
+        holds the answer there (SIGTERM mid-POST) or breaks the client's disk meanwhile."""
+        with self._lock:
+            self._token_answer_hook = hook
+
+    def _take_replay(self, path: str, query: str) -> Response | None:
+        for position, replay in enumerate(self._replays):
+            if replay.path_contains in path and (
+                replay.query_contains is None or replay.query_contains in unquote(query)
+            ):
                 del self._replays[position]
-                return response
+                return replace(replay.response, headers=dict(replay.response.headers))
         return None
 
     def require_filter(
@@ -521,12 +576,17 @@ class FakeExact:
             response = self._route(method, path, query, headers, body)
             status = 0 if response is None else response.status
             self._calls.append((method, path, query, status))
-            return response
+            if response is not None:
+                response.trickle_seconds = self._take_trickle(path)
+            hook = self._token_answer_hook if path == "/api/oauth2/token" else None
+        if hook is not None and response is not None:
+            hook(response)
+        return response
 
     def _route(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> Response | None:
-        replay = self._take_replay(path)
+        replay = self._take_replay(path, query)
         if replay is not None:
             return replay
         if path == "/api/oauth2/token":
@@ -844,6 +904,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: tests read `calls` instead
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # Exact's `Date` header tells its own clock: here, the fake clock.
+        return email.utils.formatdate(
+            self.server.fake.now() if timestamp is None else timestamp, usegmt=True
+        )
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -881,6 +947,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _write(self, response: Response) -> None:
+        if response.trickle_seconds > 0:
+            self._trickle(response)
+            return
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
@@ -890,3 +959,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if response.body:
             self.wfile.write(response.body)
+
+    def _trickle(self, response: Response) -> None:
+        phrase = HTTPStatus(response.status).phrase
+        head = [f"HTTP/1.1 {response.status} {phrase}"]
+        head += [f"{name}: {value}" for name, value in response.headers.items()]
+        if response.content_type:
+            head.append(f"Content-Type: {response.content_type}")
+        head.append(f"Content-Length: {len(response.body)}")
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + response.body
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # the client gave up: what the test wants
+            for at in range(len(raw)):
+                self.wfile.write(raw[at : at + 1])
+                self.wfile.flush()
+                time.sleep(response.trickle_seconds)

@@ -1,0 +1,394 @@
+"""A refreshed token is never lost when it could have been kept (issue 11 §1).
+
+Each test breaks the guarantee the way operations do: a full disk, no free inodes, a read-only
+mount, a token file bind-mounted on its own, a disk that fills while Exact answers, SIGTERM in
+the middle of the refresh POST, a token endpoint that trickles, a machine whose clock is fast, a
+damaged store, two token replacements while eight jobs run. The real CLI runs against the fake
+Exact server, which spends a refresh token for good the moment it answers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_exact import FakeExact
+from tests.fake_exact.server import Response
+from tests.hostile import (
+    bind_file,
+    fast_clock_env,
+    fill_blocks,
+    fill_inodes,
+    remount,
+    tmpfs,
+)
+from tests.tap_runner import TAP, TapRun, discover, fake_config, parse_messages, run_tap, select
+
+ROWS = {"gl_accounts": 5, "transaction_lines": 2500}
+STREAMS = {"gl_accounts"}
+
+
+@pytest.fixture
+def fake():
+    with FakeExact(rows=ROWS, minutely_limit=10**6, daily_limit=10**6) as server:
+        yield server
+
+
+def config_for(fake: FakeExact, store: Path | str, **extra: Any) -> dict[str, Any]:
+    return fake_config(fake, token_store=str(store), retry_base_seconds=0.01, **extra)
+
+
+def stored_refresh_token(store: Path) -> str:
+    return json.loads(store.read_text())["refresh_token"]
+
+
+def assert_one_clear_line(run: TapRun, *words: str) -> str:
+    """The run failed with a line holding every word, and no traceback."""
+    assert run.returncode != 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    lines = [line for line in run.stderr.splitlines() if all(w in line for w in words)]
+    assert lines, f"no line with {words}:\n{run.stderr[-3000:]}"
+    return lines[0]
+
+
+def assert_no_secret_leaked(fake: FakeExact, *outputs: str) -> None:
+    for secret in fake.issued_secrets():
+        for output in outputs:
+            assert secret not in output
+
+
+# --- a store that cannot take the write is found before the refresh token is spent ----------
+
+
+def _fill_blocks(mount: Path) -> None:
+    fill_blocks(mount)
+
+
+def _fill_inodes(mount: Path) -> None:
+    fill_inodes(mount)
+
+
+def _read_only(mount: Path) -> None:
+    remount(mount, read_only=True)
+
+
+def _free(mount: Path) -> None:
+    remount(mount, read_only=False)
+    (mount / "filler.bin").unlink(missing_ok=True)
+    shutil.rmtree(mount / "inodes", ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "reason"),
+    [
+        (_fill_blocks, "No space left on device"),
+        (_fill_inodes, "No space left on device"),
+        (_read_only, "Read-only file system"),
+    ],
+    ids=["disk-full", "no-inodes", "read-only"],
+)
+def test_a_store_that_cannot_take_the_write_is_found_before_the_refresh(
+    fake: FakeExact, tmp_path: Path, breakage, reason: str
+):
+    with tmpfs(tmp_path / "mount", size="256k", inodes=64) as mount:
+        store = mount / "tokens.json"
+        config = config_for(fake, store)
+        first = run_tap(tmp_path / "1", config, streams=STREAMS)
+        assert first.returncode == 0, first.stderr[-3000:]
+        kept = stored_refresh_token(store)
+
+        breakage(mount)
+        fake.advance_clock(601)  # the next run must refresh
+        broken = run_tap(tmp_path / "2", config, streams=STREAMS)
+        line = assert_one_clear_line(broken, "token_store", reason)
+        assert str(store) in line
+        assert fake.refresh_count == 1, "the refresh token was spent on a store that cannot keep"
+        assert stored_refresh_token(store) == kept
+
+        _free(mount)  # the operator frees the disk: the chain is still alive
+        healed = run_tap(tmp_path / "3", config, streams=STREAMS)
+        assert healed.returncode == 0, healed.stderr[-3000:]
+        assert fake.refresh_count == 2
+        assert_no_secret_leaked(fake, broken.stderr, healed.stderr)
+
+
+def test_a_token_file_mounted_on_its_own_is_written_in_place(fake: FakeExact, tmp_path: Path):
+    host = tmp_path / "host" / "tokens.json"
+    host.parent.mkdir()
+    host.write_text("")  # `touch tokens.json` before `docker run -v tokens.json:/app/...`
+    app = tmp_path / "app"
+    app.mkdir()
+    with bind_file(host, app / "tokens.json") as store:
+        config = config_for(fake, store)
+        first = run_tap(tmp_path / "1", config, streams=STREAMS)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "writing it in place" in first.stderr
+        # The host's file (the one that outlives the container) holds the new link.
+        assert (
+            stored_refresh_token(host) == first.final_state["exactonline_tokens"]["refresh_token"]
+        )
+        # A new container without any state continues the chain from the mounted file.
+        fake.advance_clock(601)
+        second = run_tap(tmp_path / "2", config, streams=STREAMS)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert fake.refresh_count == 2
+        assert (
+            stored_refresh_token(host) == second.final_state["exactonline_tokens"]["refresh_token"]
+        )
+
+
+def test_a_disk_that_fills_during_the_refresh_keeps_the_new_token_in_the_state(
+    fake: FakeExact, tmp_path: Path
+):
+    with tmpfs(tmp_path / "mount", size="256k") as mount:
+        store = mount / "tokens.json"
+        config = config_for(fake, store)
+        # Another process fills the disk while Exact is answering the refresh.
+        fake.on_token_answer(lambda response: fill_blocks(mount))
+        run = run_tap(tmp_path / "1", config, streams=STREAMS)
+        fake.on_token_answer(None)
+        line = assert_one_clear_line(run, "CRITICAL", "token_store", "No space left on device")
+        assert "STATE" in line and "run again" in line
+        assert fake.refresh_count == 1
+        # The only copy of the new refresh token is the STATE the run emitted.
+        assert run.states, run.stderr[-3000:]
+        assert "exactonline_tokens" in run.final_state
+        assert_no_secret_leaked(fake, run.stderr)
+
+        (mount / "filler.bin").unlink()
+        fake.advance_clock(601)
+        healed = run_tap(tmp_path / "2", config, streams=STREAMS, state=run.final_state)
+        assert healed.returncode == 0, healed.stderr[-3000:]
+        assert fake.refresh_count == 2
+        assert (
+            stored_refresh_token(store) == healed.final_state["exactonline_tokens"]["refresh_token"]
+        )
+
+
+def test_sigterm_during_the_refresh_post_waits_for_the_save(fake: FakeExact, tmp_path: Path):
+    store = tmp_path / "store" / "tokens.json"
+    config = config_for(fake, store)
+    work = tmp_path / "1"
+    work.mkdir()
+    (work / "config.json").write_text(json.dumps(config))
+    (work / "catalog.json").write_text(json.dumps(select(discover(work / "config.json"), STREAMS)))
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold(response: Response) -> None:
+        arrived.set()
+        release.wait(timeout=60)
+
+    fake.on_token_answer(hold)
+    tap = subprocess.Popen(
+        [TAP, "--config", str(work / "config.json"), "--catalog", str(work / "catalog.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert arrived.wait(timeout=60), "the tap never asked for a token"
+        tap.send_signal(signal.SIGTERM)  # the orchestrator stops the job mid-POST
+        time.sleep(0.5)
+        release.set()  # Exact's answer (the old refresh token is spent by now) arrives
+        stdout, stderr = tap.communicate(timeout=60)
+    finally:
+        release.set()
+        tap.kill()
+        fake.on_token_answer(None)
+    assert tap.returncode not in (0, None), stderr[-3000:]
+    assert "SIGTERM" in stderr
+    assert "Traceback" not in stderr
+    assert fake.refresh_count == 1
+    states = [m["value"] for m in parse_messages(stdout) if m["type"] == "STATE"]
+    newest = stored_refresh_token(store)
+    assert states[-1]["exactonline_tokens"]["refresh_token"] == newest
+    # The next run continues the chain, from the store alone.
+    fake.advance_clock(601)
+    second = run_tap(tmp_path / "2", config, streams=STREAMS)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert fake.refresh_count == 2
+
+
+def test_a_trickling_token_endpoint_does_not_outlive_request_timeout(
+    fake: FakeExact, tmp_path: Path
+):
+    fake.trickle_next("/api/oauth2/token", seconds_per_byte=0.25)
+    started = time.monotonic()
+    run = run_tap(
+        tmp_path, config_for(fake, tmp_path / "tokens.json", request_timeout=3), streams=STREAMS
+    )
+    elapsed = time.monotonic() - started
+    assert_one_clear_line(run, "token endpoint", "no complete answer within 3 s")
+    assert elapsed < 20, f"the run took {elapsed:.0f} s"
+
+
+# --- which token is newest: the chain, not the clocks ----------------------------------------
+
+
+def test_a_job_on_a_fast_machine_takes_the_stores_newer_token(fake: FakeExact, tmp_path: Path):
+    store = tmp_path / "store" / "tokens.json"
+    config = config_for(fake, store)
+    fast = fast_clock_env(tmp_path / "fast-clock", seconds_ahead=15 * 60)
+    # A job on a machine 15 minutes fast starts the chain and keeps its state.
+    first = run_tap(tmp_path / "1", config, streams=STREAMS, env=fast)
+    assert first.returncode == 0, first.stderr[-3000:]
+    # Ten minutes later a job on a good clock refreshes: the store holds the newer link.
+    fake.advance_clock(601)
+    second = run_tap(tmp_path / "2", config, streams=STREAMS)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert fake.refresh_count == 2
+    # The fast machine runs again with its own state, whose token looks newer by its clock.
+    third = run_tap(tmp_path / "3", config, streams=STREAMS, state=first.final_state, env=fast)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "Authorize" not in third.stderr
+    assert "Using the refresh token from the token store" in third.stderr
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        [],
+        {},
+        7,
+        {"refresh_token": 12345},
+        {"refresh_token": "x", "access_token": "y", "expires_at": "soon"},
+    ],
+    ids=["list", "empty-object", "number", "number-as-token", "bad-expires-at"],
+)
+def test_a_store_of_the_wrong_shape_is_refused_not_taken_for_empty(
+    fake: FakeExact, tmp_path: Path, damage: object
+):
+    store = tmp_path / "store" / "tokens.json"
+    config = config_for(fake, store)
+    first = run_tap(tmp_path / "1", config, streams=STREAMS)
+    assert first.returncode == 0, first.stderr[-3000:]
+    store.write_text(json.dumps(damage))  # a bad restore, a hand edit, another tool
+    calls = fake.token_calls
+    run = run_tap(tmp_path / "2", config, streams=STREAMS)
+    assert_one_clear_line(run, "token_store", str(store), "does not hold valid tokens")
+    assert fake.token_calls == calls, "the spent configured refresh token was replayed"
+    assert "Authorize the app again" not in run.stderr
+
+
+# --- parallel jobs while the token is replaced twice ------------------------------------------
+
+JOBS = 8
+
+
+def test_eight_jobs_survive_the_token_being_replaced_twice_while_they_run(tmp_path: Path):
+    rows = 20_000
+    with FakeExact(rows={"transaction_lines": rows}, minutely_limit=10**6) as fake:
+        config = config_for(fake, tmp_path / "store" / "tokens.json")
+        work = tmp_path / "jobs"
+        work.mkdir()
+        (work / "config.json").write_text(json.dumps(config))
+        (work / "catalog.json").write_text(
+            json.dumps(select(discover(work / "config.json"), {"transaction_lines"}))
+        )
+        args = [TAP, "--config", str(work / "config.json"), "--catalog", str(work / "catalog.json")]
+        jobs = []
+        for number in range(JOBS):
+            out, err = work / f"{number}.out", work / f"{number}.err"
+            with out.open("wb") as stdout, err.open("wb") as stderr:
+                jobs.append((subprocess.Popen(args, stdout=stdout, stderr=stderr), out, err))
+
+        def wait_for(condition, timeout: float = 120) -> None:
+            deadline = time.monotonic() + timeout
+            while not condition():
+                assert time.monotonic() < deadline, "timed out"
+                time.sleep(0.01)
+
+        wait_for(lambda: fake.refresh_count == 1 and fake.data_calls("/sync/") >= 2 * JOBS)
+        fake.advance_clock(601)  # every access token expires: the first replacement
+        wait_for(lambda: fake.refresh_count == 2)
+        fake.advance_clock(601)  # and again, while the jobs are taking the new one
+        results = []
+        for process, out, err in jobs:
+            process.wait(timeout=600)
+            results.append((process.returncode, out.read_text(), err.read_text()))
+        for returncode, stdout, stderr in results:
+            assert returncode == 0, stderr[-3000:]
+            records = [m for m in parse_messages(stdout) if m["type"] == "RECORD"]
+            assert len(records) == rows
+        assert fake.refresh_count == 3  # one refresh per replacement between all eight
+
+
+# --- token answers and stores that cannot be used ---------------------------------------------
+
+
+def test_a_token_answer_without_a_refresh_token_is_one_line(fake: FakeExact, tmp_path: Path):
+    body = {"access_token": "AAEAA" + "x" * 40, "token_type": "bearer", "expires_in": "600"}
+    fake.replay_next("/api/oauth2/token", json.dumps(body))
+    run = run_tap(tmp_path, config_for(fake, tmp_path / "tokens.json"), streams=STREAMS)
+    assert_one_clear_line(run, "no refresh_token", "authorize the app again")
+
+
+def _store_is_a_directory(root: Path) -> Path:
+    (root / "tokens.json").mkdir(parents=True)
+    return root / "tokens.json"
+
+
+def _lock_is_a_directory(root: Path) -> Path:
+    (root / "tokens.json.lock").mkdir(parents=True)
+    return root / "tokens.json"
+
+
+def _parent_is_a_file(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "plain-file").write_text("")
+    return root / "plain-file" / "tokens.json"
+
+
+@pytest.mark.parametrize(
+    ("layout", "reason"),
+    [
+        (_store_is_a_directory, "directory"),
+        (_lock_is_a_directory, "Is a directory"),
+        (_parent_is_a_file, "Not a directory"),
+    ],
+    ids=["store-is-a-directory", "lock-is-a-directory", "parent-is-a-file"],
+)
+def test_a_store_that_cannot_be_opened_or_locked_is_one_line_before_any_refresh(
+    fake: FakeExact, tmp_path: Path, layout, reason: str
+):
+    store = layout(tmp_path / "store")
+    run = run_tap(tmp_path / "run", config_for(fake, store), streams=STREAMS)
+    assert_one_clear_line(run, "token_store", reason)
+    assert fake.token_calls == 0
+
+
+def test_a_read_only_store_is_one_line_before_any_refresh(fake: FakeExact, tmp_path: Path):
+    with tmpfs(tmp_path / "mount", size="64k") as mount:
+        remount(mount, read_only=True)
+        run = run_tap(tmp_path / "run", config_for(fake, mount / "tokens.json"), streams=STREAMS)
+        remount(mount, read_only=False)
+    assert_one_clear_line(run, "token_store", "Read-only file system")
+    assert fake.token_calls == 0
+
+
+def test_the_auth_command_checks_the_store_before_anyone_logs_in(tmp_path: Path):
+    auth = Path(TAP).with_name("tap-exactonline-auth")
+    with FakeExact() as fake, tmpfs(tmp_path / "mount", size="64k") as mount:
+        settings = fake_config(fake, token_store=str(mount / "tokens.json"))
+        (tmp_path / "config.json").write_text(json.dumps(settings))
+        fill_blocks(mount)  # a full disk: the new tokens would be lost after the login
+        result = subprocess.run(
+            [str(auth), "--config", str(tmp_path / "config.json"), "--paste"],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "http" not in result.stdout  # no authorize URL: nobody is sent to log in
+    assert "token_store" in result.stderr and "No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert fake.token_calls == 0
