@@ -1,0 +1,178 @@
+"""Clear lines instead of tracebacks (issue 11 §4).
+
+Bad input ends the run with one line naming the setting, stream or division, before any request
+where it can be known before one. A row with text that is not valid UTF-8 loads (with U+FFFD
+in its place) and is named, so it cannot block every later run. A JSON body that is a list or
+null is covered by tests/test_garbled_pages.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_exact import FakeExact
+from tests.tap_runner import TAP, TapRun, discover, fake_config, parse_messages, run_tap, select
+
+DIVISION = 1001
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeExact(rows={"gl_accounts": 5, "journals": 5}, minutely_limit=10**6) as server:
+        yield server
+
+
+def assert_one_line_and_no_request(
+    fake: FakeExact, returncode: int, stderr: str, *words: str
+) -> None:
+    assert returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if all(w in line for w in words)]
+    assert len(lines) == 1, f"want one line with {words}:\n{stderr[-3000:]}"
+
+
+def run_with_state_text(fake: FakeExact, tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+    (tmp_path / "config.json").write_text(json.dumps(fake_config(fake)))
+    catalog = select(discover(tmp_path / "config.json"), {"gl_accounts", "journals"})
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    (tmp_path / "state.json").write_text(text)
+    return subprocess.run(
+        [
+            TAP,
+            "--config",
+            str(tmp_path / "config.json"),
+            "--catalog",
+            str(tmp_path / "catalog.json"),
+            "--state",
+            str(tmp_path / "state.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", ("state file", "is empty")),
+        ("{'bookmarks': {}}", ("state file", "is not JSON")),
+        ("[1, 2]", ("state file", "not an object")),
+        ('{"bookmarks": []}', ("`bookmarks` is not an object",)),
+        ('{"bookmarks": {"journals": ["x"]}}', ("stream journals", "not an object")),
+        ('{"bookmarks": {"journals": {"partitions": ["1001"]}}}', ("stream journals",)),
+        (
+            json.dumps(
+                {
+                    "bookmarks": {
+                        "journals": {
+                            "partitions": [
+                                {
+                                    "context": {"division": DIVISION},
+                                    "replication_key": "modified",
+                                    "replication_key_value": "last tuesday",
+                                }
+                            ]
+                        }
+                    }
+                }
+            ),
+            ("stream journals, division 1001", "not a date-time"),
+        ),
+        (
+            json.dumps(
+                {
+                    "bookmarks": {
+                        "gl_accounts": {
+                            "partitions": [
+                                {
+                                    "context": {"division": DIVISION},
+                                    "replication_key": "timestamp",
+                                    "replication_key_value": [12],
+                                }
+                            ]
+                        }
+                    }
+                }
+            ),
+            ("stream gl_accounts, division 1001", "not a Timestamp"),
+        ),
+    ],
+    ids=[
+        "empty",
+        "not-json",
+        "a-list",
+        "bookmarks-a-list",
+        "bookmark-a-list",
+        "partitions-strings",
+        "modified-not-a-date",
+        "timestamp-not-a-number",
+    ],
+)
+def test_a_state_that_cannot_be_read_is_one_line_before_any_request(
+    fake: FakeExact, tmp_path: Path, text: str, words: tuple[str, ...]
+):
+    calls = len(fake.calls)
+    done = run_with_state_text(fake, tmp_path, text)
+    assert_one_line_and_no_request(fake, done.returncode, done.stderr, *words)
+    assert len(fake.calls) == calls
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("start_date", "2024-02-30", ("`start_date`", "2024-02-30")),
+        ("start_date", "yesterday", ("`start_date`", "yesterday")),
+        ("start_date", "0099-01-01", ("`start_date`", "1900 or later")),
+        ("retry_base_seconds", -1, ("`retry_base_seconds`", "must not be negative")),
+        ("base_url", "ftp://start.exactonline.nl", ("`base_url`", "http(s)")),
+        ("base_url", "start.exactonline.nl", ("`base_url`", "http(s)")),
+    ],
+    ids=["impossible-day", "not-a-date", "year-99", "negative", "ftp", "no-scheme"],
+)
+def test_a_setting_no_request_could_use_is_one_line_before_any_request(
+    fake: FakeExact, tmp_path: Path, setting: str, value: Any, words: tuple[str, ...]
+):
+    calls = len(fake.calls)
+    run = run_tap(tmp_path, fake_config(fake, **{setting: value}), with_catalog=False)
+    assert_one_line_and_no_request(fake, run.returncode, run.stderr, *words)
+    assert len(fake.calls) == calls
+
+
+@pytest.mark.parametrize(
+    ("raw", "readable"),
+    [
+        (b"Fietsen Jansen \xff\xfe B.V.", "Fietsen Jansen \ufffd\ufffd B.V."),
+        (b"Caf\\ud800 Jansen", "Caf\ufffd Jansen"),  # a lone UTF-16 surrogate escape
+    ],
+    ids=["invalid-utf8", "lone-surrogate"],
+)
+def test_a_row_with_text_that_is_not_utf8_loads_and_is_named(
+    tmp_path: Path, raw: bytes, readable: str
+):
+    key = "00000000-0000-4000-8000-00000000abcd"
+    with FakeExact(rows={"journals": 3}, minutely_limit=10**6) as fake:
+        rows = [
+            b'{"ID":"' + key.encode() + b'","Code":"BNK","Description":"' + raw + b'",'
+            b'"Modified":"/Date(1700000000000)/"}',
+            b'{"ID":"00000000-0000-4000-8000-000000000002","Code":"VRK",'
+            b'"Description":"Verkoop","Modified":"/Date(1700000000000)/"}',
+        ]
+        body = b'{"d":{"results":[' + b",".join(rows) + b"]}}"
+        fake.replay_next("/financial/Journals", body)
+        run: TapRun = run_tap(tmp_path, fake_config(fake), streams={"journals"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = {r["id"]: r for r in run.records("journals")}
+    assert records[key]["description"] == readable
+    assert records["00000000-0000-4000-8000-000000000002"]["description"] == "Verkoop"
+    warnings = [line for line in run.stderr.splitlines() if "not valid UTF-8" in line]
+    assert len(warnings) == 1
+    assert "journals (division 1001)" in warnings[0] and key in warnings[0]
+    # The row does not block later runs: the bookmark moved past it.
+    assert run.bookmark("journals", DIVISION) is not None
+    assert parse_messages(run.stdout)
