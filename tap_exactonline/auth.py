@@ -67,6 +67,10 @@ class TokenStoreError(TokenRefreshError):
     """A token store or the state holds tokens we cannot read, or the store cannot be used."""
 
 
+class FreshTokenRefusedError(TokenRefreshError):
+    """Exact refuses (401) an access token this run has just refreshed itself."""
+
+
 class TokensOnlyInStateError(TokenStoreError):
     """Exact rotated the tokens but the store refused the new ones: the state has them."""
 
@@ -845,6 +849,8 @@ class ExactAuthenticator(requests.auth.AuthBase):
         self.refresh_count = 0
         # Every secret this process has held (spent ones too), to scrub from what we show.
         self._secrets: set[str] = set()
+        # Fingerprints of the access tokens this run got from its own refreshes.
+        self._refreshed_here: set[str] = set()
         # Links the run chose not to continue (a newly configured refresh token replaced
         # them): found in the store, they are older, not newer.
         self._superseded = {fingerprint(t.refresh_token) for t in superseded}
@@ -880,17 +886,35 @@ class ExactAuthenticator(requests.auth.AuthBase):
             assert self._tokens.access_token is not None  # _refresh raises otherwise
             return self._tokens.access_token
 
-    def refresh_after_unauthorized(self, rejected_token: str | None) -> str | None:
-        """Exact said 401: take the store's newer token, or refresh once; nothing if another
-        caller in this process already replaced the refused token. Returns the access token
-        when this call refreshed it itself (a 401 for that one means Exact refuses fresh
-        tokens), else None."""
+    def refresh_after_unauthorized(
+        self, rejected_token: str | None, headers: Any = None
+    ) -> None:
+        """Exact said 401 (its answer's `headers` tell Exact's clock): take the store's newer
+        token, or refresh once; nothing if another caller in this process already replaced
+        the refused token. Raises FreshTokenRefusedError when the refused token is one this
+        run refreshed itself and, by Exact's clock, it is still valid: a new one would be
+        refused too."""
         with self._lock:
+            self._clock.observe(headers)
             if rejected_token is not None and rejected_token != self._tokens.access_token:
-                return None
-            refreshes = self.refresh_count
+                return
             self._refresh_shared(rejected=rejected_token or "")
-            return self._tokens.access_token if self.refresh_count > refreshes else None
+
+    def _refuse_if_fresh(self, rejected: str | None) -> None:
+        """Called when nothing newer than the refused token is known."""
+        current = self._tokens
+        if (
+            rejected
+            and rejected == current.access_token
+            and fingerprint(rejected) in self._refreshed_here
+            and current.access_token_valid(self._clock(), margin=0)
+        ):
+            raise FreshTokenRefusedError(
+                "Exact answered HTTP 401 even with a freshly refreshed access token (valid by "
+                f"Exact's clock for {current.expires_at - self._clock():.0f} s more). Exact "
+                "refuses this app's tokens: check the app in the Exact App Center, or try again "
+                "later."
+            )
 
     def _refresh_shared(self, *, rejected: str | None) -> None:
         """Lock the store, reload it, take another job's newer link, else refresh.
@@ -900,6 +924,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
         """
         force = rejected is not None
         if self._store is None:
+            self._refuse_if_fresh(rejected)
             self._refresh(force=force)
             return
         with self._store.locked():
@@ -920,6 +945,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
                 if usable and latest.access_token != rejected:
                     LOGGER.info("Another run already refreshed the Exact token; using it.")
                     return
+            self._refuse_if_fresh(rejected)
             # Before the refresh token is spent: can the store take the new one?
             self._store.prove_writable()
             self._refresh(force=force)
@@ -1027,6 +1053,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
                     "authorized again."
                 ) from None
         self._tokens = new
+        self._refreshed_here.add(fingerprint(str(new.access_token)))
         self.refresh_count += 1
         self._on_rotate(new)
         LOGGER.info("Refreshed the Exact access token (valid %.0f s).", new.expires_at - now)

@@ -93,8 +93,8 @@ MAX_DROPPED_FIELDS = 5
 # HTML), and of Exact's own error message (which lists the fields a filter may name).
 MAX_EXCERPT = 160
 MAX_EXACT_MESSAGE = 600
-# 401s one request may meet before giving up, when each time another job had replaced the
-# token (a job gives up at once when a token it refreshed itself is refused).
+# 401s one request may meet before giving up, each time after another job had replaced the
+# token (the authenticator gives up at once when Exact refuses a token it has just refreshed).
 MAX_UNAUTHORIZED = 5
 
 
@@ -375,7 +375,6 @@ class ExactHttp:
         what: str,
     ) -> requests.Response:
         failures = rate_limited = unauthorized = 0
-        fresh: str | None = None  # the access token this request refreshed itself
         while True:
             self.limiter.before_request(division)
             try:
@@ -389,19 +388,16 @@ class ExactHttp:
                 headers = exc.response.headers if exc.response is not None else {}
                 self.limiter.after_429(division, headers)
             except UnauthorizedError as exc:
-                unauthorized += 1
-                rejected = exc.response.request.headers.get("Authorization", "")
-                rejected = rejected.removeprefix("Bearer ")
                 # Another job may have replaced the token we sent (even twice while we ran):
-                # take the store's newer one or refresh, and fail only when Exact refuses the
-                # token this request has just refreshed itself.
-                if fresh is not None and rejected == fresh:
-                    raise ExactAPIError(
-                        f"{exc} (even with a freshly refreshed access token)"
-                    ) from None
+                # the authenticator takes the store's newer one or refreshes, and refuses to go
+                # on when Exact refuses a token this run has just refreshed itself.
+                unauthorized += 1
                 if unauthorized > MAX_UNAUTHORIZED:
                     raise ExactAPIError(f"{exc} ({unauthorized} times in a row)") from None
-                fresh = self.authenticator.refresh_after_unauthorized(rejected) or fresh
+                rejected = exc.response.request.headers.get("Authorization", "")
+                self.authenticator.refresh_after_unauthorized(
+                    rejected.removeprefix("Bearer "), exc.response.headers
+                )
             except (
                 RetriableAPIError,
                 requests.ConnectionError,

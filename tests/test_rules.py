@@ -322,9 +322,10 @@ class _NoAuth:
     def __init__(self):
         self.refreshes = 0
 
-    def refresh_after_unauthorized(self, rejected):
+    def refresh_after_unauthorized(self, rejected, headers=None):
+        if self.refreshes:  # the authenticator's verdict on a token it has just refreshed
+            raise ExactAPIError("HTTP 401 even with a freshly refreshed access token")
         self.refreshes += 1
-        return "a1"  # refreshed here: the token every next request of these tests carries
 
 
 def _http(time: FakeTime, retries: int = 3) -> ExactHttp:
