@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.fake_exact.process import spawn_fake_exact  # noqa: E402
+from fake_exact.process import spawn_fake_exact  # noqa: E402
 
 STREAM = "transaction_lines"
 DIVISION = 1001

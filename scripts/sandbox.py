@@ -2,7 +2,7 @@
 
 Usage: uv run python scripts/sandbox.py
 
-Starts the fake Exact Online server (tests/fake_exact) on 127.0.0.1, points tap-exactonline at
+Starts the fake Exact Online server (fake_exact) on 127.0.0.1, points tap-exactonline at
 it, runs `meltano run tap-exactonline target-duckdb`, stops the server and shows where the rows
 landed (.sandbox/warehouse.duckdb). Rate limits are lifted so the demo takes seconds, not the
 hour Exact's 60 calls a minute would impose on ~1,000 calls.
@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.fake_exact.process import spawn_fake_exact  # noqa: E402
+from fake_exact.process import spawn_fake_exact  # noqa: E402
 
 SANDBOX = REPO / ".sandbox"
 DATABASE = SANDBOX / "warehouse.duckdb"

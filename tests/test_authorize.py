@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from fake_exact import FakeExact
 from tests.conftest import _free_port, run_meltano, set_plugin_config
-from tests.fake_exact import FakeExact
 from tests.tap_runner import fake_config, run_tap
 
 AUTH = shutil.which("tap-exactonline-auth") or str(

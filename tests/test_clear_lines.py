@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake_exact import FakeExact
+from fake_exact import FakeExact
 from tests.tap_runner import TAP, TapRun, discover, fake_config, parse_messages, run_tap, select
 
 DIVISION = 1001

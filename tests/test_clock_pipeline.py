@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from fake_exact import FakeExact
+from fake_exact.data import odata_date
 from tests.conftest import Postgres, run_meltano
-from tests.fake_exact import FakeExact
-from tests.fake_exact.data import odata_date
 from tests.test_pipeline import DIVISIONS, SCHEMA, configure, fetch, meltano_run
 
 pytestmark = pytest.mark.pipeline

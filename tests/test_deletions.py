@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fake_exact import FakeExact
+from fake_exact import FakeExact
 from tests.tap_runner import TapRun, fake_config, run_tap
 
 DIVISIONS = (1001, 1002)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_exact import FakeExact
 from tap_exactonline.tap import parse_divisions
-from tests.fake_exact import FakeExact
 from tests.tap_runner import fake_config, run_tap
 
 ROWS = {"accounts": 30, "journals": 5}

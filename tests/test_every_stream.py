@@ -17,10 +17,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from fake_exact import FakeExact
+from fake_exact.clock import expected_record_datetime
 from tap_exactonline.catalog import EntitySpec, load_catalog
 from tap_exactonline.odata import snake_case
-from tests.fake_exact import FakeExact
-from tests.fake_exact.clock import expected_record_datetime
 from tests.tap_runner import TapRun, fake_config, run_tap
 
 DIVISION = 1001

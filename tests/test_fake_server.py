@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.fake_exact import FakeExact
-from tests.fake_exact.clock import to_wire
+from fake_exact import FakeExact
+from fake_exact.clock import to_wire
 
 ROOT = Path(__file__).resolve().parents[1]
 DIV = 1001
@@ -497,7 +497,7 @@ def test_cli_prints_url_and_serves_stats() -> None:
     command = [
         sys.executable,
         "-m",
-        "tests.fake_exact",
+        "fake_exact",
         "--port",
         "0",
         "--divisions",

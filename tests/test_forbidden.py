@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_exact import FakeExact
+from fake_exact import FakeExact
 from tests.tap_runner import TAP, fake_config, run_tap
 
 ROWS = {"accounts": 30, "gl_accounts": 10, "journals": 5}

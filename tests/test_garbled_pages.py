@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fake_exact import FakeExact
+from fake_exact import FakeExact
 from tests.tap_runner import TapRun, fake_config, run_tap
 
 DIVISION = 1001

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from fake_exact import FakeExact
 from tests.conftest import Postgres, run_meltano, set_plugin_config
-from tests.fake_exact import FakeExact
 
 pytestmark = pytest.mark.pipeline
 

@@ -17,11 +17,11 @@ import jsonschema
 import pytest
 import requests
 
+from fake_exact import FakeExact
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.client import odata_rows
 from tap_exactonline.exact_clock import ExactClock
 from tap_exactonline.odata import RecordPlan
-from tests.fake_exact import FakeExact
 from tests.tap_runner import TapRun, fake_config, run_tap
 
 CATALOG = load_catalog()

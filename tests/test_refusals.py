@@ -9,9 +9,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from fake_exact import FakeExact
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.client import refused_field_name
-from tests.fake_exact import FakeExact
 from tests.tap_runner import fake_config, run_tap
 
 DIVISIONS = (1001, 1002)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
+from fake_exact import FakeExact
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.tap import TapExactOnline
-from tests.fake_exact import FakeExact
 
 # The SDK discovers streams when this module is imported, so the server starts here.
 FAKE = FakeExact(

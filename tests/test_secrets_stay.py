@@ -13,8 +13,8 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 
+from fake_exact import FakeExact
 from tap_exactonline.redact import secret_forms
-from tests.fake_exact import FakeExact
 from tests.tap_runner import TapRun, fake_config, run_tap
 
 # Secrets with characters that encodings change: "+", "/", "=", "&", "!".

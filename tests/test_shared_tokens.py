@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import s3fs
 
+from fake_exact import FakeExact
 from tests.conftest import Postgres
-from tests.fake_exact import FakeExact
 from tests.tap_runner import TAP, discover, fake_config, parse_messages, select
 
 JOBS = 8

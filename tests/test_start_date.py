@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.fake_exact import FakeExact
+from fake_exact import FakeExact
 from tests.tap_runner import fake_config, run_tap
 
 ROWS = 2500

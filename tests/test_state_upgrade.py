@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.fake_exact import FakeExact
+from fake_exact import FakeExact
 from tests.tap_runner import fake_config, run_tap
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_exact import FakeExact
 from tap_exactonline.catalog import load_catalog, parse_stream_api
-from tests.fake_exact import FakeExact
 from tests.tap_runner import TAP, TapRun, discover, fake_config, run_tap
 
 CATALOG = load_catalog()

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from fake_exact import FakeExact
+from fake_exact.clock import expected_record_datetime
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.odata import snake_case
-from tests.fake_exact import FakeExact
-from tests.fake_exact.clock import expected_record_datetime
 from tests.tap_runner import TAP, discover, fake_config, parse_messages, run_tap, select
 
 DIVISIONS = (1001, 1002)

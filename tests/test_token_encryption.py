@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from tests.fake_exact import FakeExact
+from fake_exact import FakeExact
 from tests.tap_runner import fake_config, run_tap
 
 KEY = Fernet.generate_key().decode()

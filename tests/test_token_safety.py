@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.fake_exact import FakeExact
-from tests.fake_exact.server import Response
+from fake_exact import FakeExact
+from fake_exact.server import Response
 from tests.hostile import (
     bind_file,
     fast_clock_env,

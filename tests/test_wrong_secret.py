@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.fake_exact import FakeExact
+from fake_exact import FakeExact
 from tests.tap_runner import TAP, fake_config, run_tap
 from tests.test_authorize import callback_of, paste, start_auth
 

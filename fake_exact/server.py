@@ -25,9 +25,9 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from tests.fake_exact.auth import TokenAuthority, TokenReply
-from tests.fake_exact.clock import to_wire, wall_ms
-from tests.fake_exact.data import (
+from fake_exact.auth import TokenAuthority, TokenReply
+from fake_exact.clock import to_wire, wall_ms
+from fake_exact.data import (
     CATALOG_PATH,
     DELETED_PATH,
     Dataset,
@@ -38,8 +38,8 @@ from tests.fake_exact.data import (
     odata_date,
     read_catalog,
 )
-from tests.fake_exact.limits import Fault, RateLimiter
-from tests.fake_exact.query import (
+from fake_exact.limits import Fault, RateLimiter
+from fake_exact.query import (
     ODataError,
     Query,
     check_mandatory_filter,

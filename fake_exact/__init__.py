@@ -1,5 +1,5 @@
 """A fake Exact Online REST API for tests and benchmarks: `FakeExact(...).start()`."""
 
-from tests.fake_exact.server import FakeExact
+from fake_exact.server import FakeExact
 
 __all__ = ["FakeExact"]

@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 URL_PREFIX = "FAKE_EXACT_URL="
 
 
 def spawn_fake_exact(*cli_args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start `python -m tests.fake_exact --port 0 <cli_args>`; return the process and its URL."""
+    """Start `python -m fake_exact --port 0 <cli_args>`; return the process and its URL."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_exact", "--port", "0", *cli_args],
+        [sys.executable, "-m", "fake_exact", "--port", "0", *cli_args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,4 +1,4 @@
-"""Run the fake in the foreground: `python -m tests.fake_exact --port 0 --divisions 1001,1002`.
+"""Run the fake in the foreground: `python -m fake_exact --port 0 --divisions 1001,1002`.
 
 Prints one line, `FAKE_EXACT_URL=http://127.0.0.1:PORT`, then serves until SIGTERM/SIGINT.
 """
@@ -11,7 +11,7 @@ import sys
 import threading
 from types import FrameType
 
-from tests.fake_exact.server import FakeExact
+from fake_exact.server import FakeExact
 
 
 def _pairs(text: str) -> dict[str, int]:
@@ -28,7 +28,7 @@ def _names(text: str) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_exact", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fake_exact", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--divisions", default="1001", help="comma-separated division numbers")
     parser.add_argument("--current-division", type=int, default=None)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
 
-from tests.fake_exact.data import NO_BOUND, StreamSpec
+from fake_exact.data import NO_BOUND, StreamSpec
 
 FILTER_UNSUPPORTED = "This $filter parameter is not supported for this resource"
 SELECT_REQUIRED = "Please add a $select or a $top=1 statement to the query string."

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.fake_exact.clock import instant_ms, midnight_ms, representable, to_wire, wall_ms
+from fake_exact.clock import instant_ms, midnight_ms, representable, to_wire, wall_ms
 
-CATALOG_PATH = Path(__file__).resolve().parents[2] / "tap_exactonline" / "catalog.json"
+CATALOG_PATH = Path(__file__).resolve().parents[1] / "tap_exactonline" / "catalog.json"
 
 # Base Timestamp of row i in stream number s: TS_BASE + i * TS_STRIDE + s. The stride exceeds the
 # number of catalog streams, so timestamps are unique per division like a SQL rowversion, and
