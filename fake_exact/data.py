@@ -9,6 +9,7 @@ a 1,000-row page well under the time budget of the tap's throughput benchmark.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import heapq
 import itertools
@@ -612,6 +613,19 @@ def read_catalog(path: Path = CATALOG_PATH) -> Catalog:
     alternatives = tuple(_spec(len(streams) + n, other) for n, other in enumerate(others))
     types = {name: int(code) for code, name in raw.get("deleted_entity_types", {}).items()}
     return Catalog(streams, types, alternatives)
+
+
+@functools.cache
+def _page_sizes() -> dict[tuple[str, str], int]:
+    catalog = read_catalog()
+    return {
+        (spec.name, spec.api): spec.page_size for spec in (*catalog.streams, *catalog.alternatives)
+    }
+
+
+def page_size(name: str, api: str) -> int:
+    """Rows a page of this stream holds on this API (Exact's, as the catalog records it)."""
+    return _page_sizes()[(name, api)]
 
 
 class Dataset:

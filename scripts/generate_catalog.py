@@ -424,7 +424,6 @@ def _api_entry(entity: str, endpoint: dict, group: list[dict], child: dict | Non
         "page_size": PAGE_SIZE.get(endpoint["api"], STANDARD_PAGE_SIZE),
         "select_required": bool(endpoint.get("select_required")),
         "select_star_refused": bool(endpoint.get("select_star_refused")),
-        "deprecated": bool(endpoint.get("deprecated")),
     }
 
 
@@ -485,7 +484,8 @@ def _api_cost(spec: EntitySpec, default: EntitySpec) -> str:
         replication = "`timestamp`"
     else:
         replication = "`modified`" if spec.modified else "full table"
-    parts = [f"{spec.api}: {spec.page_size:,} a call, {replication}"]
+    page = PAGE_SIZE.get(spec.api, STANDARD_PAGE_SIZE)
+    parts = [f"{spec.api}: {page:,} a call, {replication}"]
     # Every non-sync API lacks the sync API's `Timestamp`: not worth a mention.
     lacking = set(default.fields) - set(spec.fields) - {"Timestamp"}
     if lacking:

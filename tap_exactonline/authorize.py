@@ -20,19 +20,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
-from tap_exactonline.auth import (
-    INVALID_CLIENT_MESSAGE,
+from tap_exactonline.auth import INVALID_CLIENT_MESSAGE
+from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
+from tap_exactonline.settings import REGIONS, site_of, token_url
+from tap_exactonline.token_stores import TokenStore, open_token_store, token_store_problem
+from tap_exactonline.tokens import (
     TokenCodec,
     TokenRefreshError,
     TokenSet,
-    TokenStore,
     fingerprint,
     json_or_empty,
-    open_token_store,
-    token_store_problem,
 )
-from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
-from tap_exactonline.settings import REGIONS, site_of, token_url
 
 ENV_PREFIX = "TAP_EXACTONLINE_"
 DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"

@@ -58,9 +58,6 @@ class EntitySpec:
     keys: tuple[str, ...]
     fields: dict[str, str]
     modified: bool
-    page_size: int
-    select_required: bool
-    select_star_refused: bool
     child_of: ChildSpec | None = None
     # The other APIs that serve this entity's rows, each a spec of the same stream read from
     # there: the user may choose one with the `stream_api` setting (more columns, more calls).
@@ -83,9 +80,6 @@ class EntitySpec:
             keys=tuple(data["keys"]),
             fields=dict(data["fields"]),
             modified=data["modified"],
-            page_size=data["page_size"],
-            select_required=data["select_required"],
-            select_star_refused=data["select_star_refused"],
             child_of=ChildSpec(**child) if child else None,
             alternatives={
                 api: cls.from_dict({**entry, **same_stream})

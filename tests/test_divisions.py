@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fake_exact import FakeExact
-from tap_exactonline.tap import parse_divisions
+from tap_exactonline.settings import parse_divisions
 from tests.tap_runner import fake_config, run_tap
 
 ROWS = {"accounts": 30, "journals": 5}

@@ -19,6 +19,7 @@ import pytest
 
 from fake_exact import FakeExact
 from fake_exact.clock import expected_record_datetime
+from fake_exact.data import page_size
 from tap_exactonline.catalog import EntitySpec, load_catalog
 from tap_exactonline.odata import snake_case
 from tests.tap_runner import TapRun, fake_config, run_tap
@@ -31,7 +32,7 @@ TRACKED = {name for name, spec in CATALOG.items() if spec.deleted_entity_type is
 DELETE_EACH = 20
 # One row more than a page (after the deletions), so every stream that pages needs two pages.
 ROWS = {
-    name: spec.page_size + 1 + (DELETE_EACH if name in TRACKED else 0)
+    name: page_size(name, spec.api) + 1 + (DELETE_EACH if name in TRACKED else 0)
     for name, spec in CATALOG.items()
 } | {"me": 1}
 # Read functions fed per parent row that run only when selected by name (one call per parent).
@@ -185,7 +186,7 @@ def test_stream_arrives_whole_and_typed(sync_of: Callable[[str], Sync], name: st
     if spec.child_of is not None:
         assert len(calls) == len(run.records(spec.child_of.parent))
     else:
-        assert len(calls) == math.ceil(len(records) / spec.page_size)
+        assert len(calls) == math.ceil(len(records) / page_size(name, spec.api))
         one_row_per_division = name == "me" or set(spec.keys) <= {"Division"}
         # system/Divisions lists the login's divisions: here one.
         assert one_row_per_division or name == "system_divisions" or len(calls) == 2
@@ -221,7 +222,7 @@ ROUNDS = [
 ALTERNATIVES = sorted((name, api) for name, spec in CATALOG.items() for api in spec.alternatives)
 # More than a page on each of the stream's other APIs.
 ALTERNATIVE_ROWS = {
-    name: max(other.page_size for other in spec.alternatives.values()) + 1
+    name: max(page_size(name, api) for api in spec.alternatives) + 1
     for name, spec in CATALOG.items()
     if spec.alternatives
 }
@@ -266,6 +267,6 @@ def test_stream_on_another_api_arrives_whole_and_typed(
     # Its own endpoint's pages, and never the default endpoint.
     path = "/api/v1" + spec.url_path.format(division=DIVISION)
     calls = [c for c in fake.calls if c[1] == path]
-    assert len(calls) == math.ceil(len(records) / spec.page_size) >= 2
+    assert len(calls) == math.ceil(len(records) / page_size(name, spec.api)) >= 2
     default = "/api/v1" + CATALOG[name].url_path.format(division=DIVISION)
     assert not [c for c in fake.calls if c[1] == default]

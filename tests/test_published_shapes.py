@@ -19,9 +19,9 @@ import requests
 
 from fake_exact import FakeExact
 from tap_exactonline.catalog import load_catalog
-from tap_exactonline.client import odata_rows
 from tap_exactonline.exact_clock import ExactClock
 from tap_exactonline.odata import RecordPlan
+from tap_exactonline.pages import odata_rows
 from tests.tap_runner import TapRun, fake_config, run_tap
 
 CATALOG = load_catalog()

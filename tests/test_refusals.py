@@ -11,7 +11,7 @@ import pytest
 
 from fake_exact import FakeExact
 from tap_exactonline.catalog import load_catalog
-from tap_exactonline.client import refused_field_name
+from tap_exactonline.errors import refused_field_name
 from tests.tap_runner import fake_config, run_tap
 
 DIVISIONS = (1001, 1002)

@@ -7,29 +7,19 @@ import os
 import stat
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import requests
+from singer_sdk.exceptions import RetriableAPIError
 
-from tap_exactonline.auth import (
-    AuthorizationRequiredError,
-    ExactAuthenticator,
-    FileTokenStore,
-    TokenSet,
-    choose_tokens,
-    fingerprint,
-)
+from tap_exactonline.auth import ExactAuthenticator
 from tap_exactonline.catalog import load_catalog
-from tap_exactonline.client import (
-    DailyBudgetSpentError,
-    ExactAPIError,
-    ExactHttp,
-    RateLimiter,
-    RetriableAPIError,
-    UnauthorizedError,
-    division_of,
-)
+from tap_exactonline.errors import DailyBudgetSpentError, ExactAPIError, UnauthorizedError
+from tap_exactonline.http import ExactHttp, RateLimiter, division_of
 from tap_exactonline.odata import RecordPlan, snake_case
+from tap_exactonline.token_stores.file import FileTokenStore
+from tap_exactonline.tokens import AuthorizationRequiredError, TokenSet, choose_tokens, fingerprint
 
 # --- values and names -------------------------------------------------------------------------
 
@@ -328,14 +318,22 @@ class _NoAuth:
         self.refreshes += 1
 
 
+@pytest.fixture(autouse=True)
+def _undo_patches():
+    yield
+    mock.patch.stopall()
+
+
 def _http(time: FakeTime, retries: int = 3) -> ExactHttp:
+    # The waits between retries come from `backoff`, which sleeps with time.sleep: they go to
+    # the fake clock (the 429 waits go there through the limiter).
+    mock.patch("time.sleep", time.sleep).start()
     limiter = RateLimiter(daily_reserve=0, clock=time.clock, sleep=time.sleep)
     return ExactHttp(
         authenticator=_NoAuth(),  # type: ignore[arg-type]
         limiter=limiter,
         max_retries=retries,
         retry_base_seconds=1.0,
-        sleep=time.sleep,
     )
 
 

@@ -17,6 +17,7 @@ import requests
 
 from fake_exact import FakeExact
 from fake_exact.clock import expected_record_datetime
+from fake_exact.data import page_size
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.odata import snake_case
 from tests.tap_runner import TAP, discover, fake_config, parse_messages, run_tap, select
@@ -51,7 +52,7 @@ CORE_STREAMS = (
 ISO_DATETIME = re.compile(r"^-?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
 # Small but always more than one page: 1,000-row pages for sync/bulk, 60 for the others.
 SMALL_ROWS = {
-    name: 1100 if load_catalog()[name].page_size == 1000 else 75 for name in CORE_STREAMS
+    name: 1100 if page_size(name, load_catalog()[name].api) == 1000 else 75 for name in CORE_STREAMS
 } | {"me": 1, "items": 1010}  # item_extra_fields costs one call per item
 
 

@@ -1,0 +1,239 @@
+"""One run of the tap: what every stream shares, made once from the settings and handed to each
+stream (`ExactStream.session`).
+
+- Exact's clock and site;
+- the tokens: where they came from (token store, state, setting), the one authenticator, and
+  every rotation saved to the state at once;
+- the HTTP rules (`ExactHttp`) and budgets, and the tap's own calls (current/Me);
+- the divisions to read (`Divisions`) and what Exact refused (`Refusals`);
+- how a run ends early: one line, the state kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any, NoReturn, Protocol
+
+import requests
+from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.helpers.types import Context
+from singer_sdk.singerlib import Catalog
+
+from tap_exactonline.auth import ExactAuthenticator
+from tap_exactonline.divisions import Divisions
+from tap_exactonline.errors import RUN_ENDING_ERRORS
+from tap_exactonline.exact_clock import DEFAULT_TIME_ZONE, ExactClock
+from tap_exactonline.http import ExactHttp, RateLimiter
+from tap_exactonline.pages import odata_rows
+from tap_exactonline.refusals import Refusals
+from tap_exactonline.settings import secret_values, site_of, token_url
+from tap_exactonline.token_stores import TokenStore, open_token_store
+from tap_exactonline.tokens import (
+    TOKEN_STATE_KEY,
+    TokenCodec,
+    TokenSet,
+    TokensOnlyInStateError,
+    choose_tokens,
+)
+
+# Exact revokes a refresh token unused for 30 days; warn well before.
+STALE_REFRESH_TOKEN_DAYS = 25
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class SessionStream(Protocol):
+    """What the session asks of a stream."""
+
+    uses_timestamps: bool  # incremental on Exact's Timestamps (the sync API)
+
+    @property
+    def selected(self) -> bool: ...
+
+    def get_context_state(self, context: Context | None) -> dict[str, Any]: ...
+
+
+class RunSession:
+    """The services of one run. The tap makes it; streams read it, never the tap."""
+
+    def __init__(
+        self,
+        *,
+        config: Mapping[str, Any],
+        state: dict[str, Any],
+        write_state: Callable[[], None],
+        write_message: Callable[[Any], None],
+        logger: logging.Logger,
+        streams: Callable[[], Mapping[str, SessionStream]],
+        input_catalog: Callable[[], Catalog | None],
+    ) -> None:
+        self.config = config
+        self.state = state  # the dict the SDK emits whole: top-level keys of ours included
+        self._write_state = write_state
+        self.write_message = write_message  # a Singer message to the target (tombstones)
+        self.logger = logger
+        self.streams = streams
+        self.input_catalog = input_catalog
+        self.token_source = "nowhere yet"
+        # What the incoming state held, read when the tap loads it.
+        self.incoming_tokens: object = None
+        self.incoming_bookmarks: set[tuple[str, int | None]] = set()
+        self.divisions = Divisions(self)
+        self.refusals = Refusals(self)
+
+    # --- settings read once -------------------------------------------------------------------
+
+    @cached_property
+    def clock(self) -> ExactClock:
+        return ExactClock(str(self.config.get("time_zone") or DEFAULT_TIME_ZONE))
+
+    @cached_property
+    def origin(self) -> str:
+        return site_of(self.config)
+
+    @cached_property
+    def api_base(self) -> str:
+        return f"{self.origin}/api/v1"
+
+    @property
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout") or 60)
+
+    # --- tokens -------------------------------------------------------------------------------
+
+    @cached_property
+    def token_codec(self) -> TokenCodec:
+        return TokenCodec(self.config.get("token_encryption_key"))
+
+    @cached_property
+    def token_store(self) -> TokenStore | None:
+        location = self.config.get("token_store")
+        if not location:
+            return None
+        return open_token_store(
+            location, client_id=self.config["client_id"], codec=self.token_codec
+        )
+
+    @cached_property
+    def authenticator(self) -> ExactAuthenticator:
+        incoming = self.token_codec.load(self.incoming_tokens, "the incoming state")
+        # The shared store first: it wins unless the state holds a later link of its chain.
+        stored = [self.token_store.read() if self.token_store else None, incoming]
+        tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
+        self.token_source = (
+            "the `refresh_token` setting"
+            if source == "config"
+            else "the incoming state"
+            if tokens is incoming
+            else "the token store"
+        )
+        self._report_token(tokens)
+        # Outgoing state always carries the newest tokens, even if this run never refreshes.
+        self.state[TOKEN_STATE_KEY] = self.token_codec.dump(tokens)
+        return ExactAuthenticator(
+            token_url=token_url(self.origin),
+            client_id=self.config["client_id"],
+            client_secret=self.config["client_secret"],
+            tokens=tokens,
+            store=self.token_store,
+            on_rotate=self._save_rotated_tokens,
+            timeout=float(self.timeout),
+            superseded=[t for t in stored if t is not None] if source == "config" else (),
+        )
+
+    def _save_rotated_tokens(self, tokens: TokenSet) -> None:
+        self.state[TOKEN_STATE_KEY] = self.token_codec.dump(tokens)
+        self._write_state()
+
+    def _report_token(self, tokens: TokenSet) -> None:
+        """Say where the token came from and how fresh it is; never the token itself."""
+        if not tokens.obtained_at:
+            self.logger.info("Using the refresh token from %s (first use).", self.token_source)
+            return
+        age_days = (time.time() - tokens.obtained_at) / 86400
+        self.logger.info(
+            "Using the refresh token from %s, issued %s; its access token is valid until %s.",
+            self.token_source,
+            _utc(tokens.obtained_at),
+            _utc(tokens.expires_at),
+        )
+        if age_days > STALE_REFRESH_TOKEN_DAYS:
+            self.logger.warning(
+                "The refresh token was last renewed %.0f days ago; Exact revokes refresh tokens "
+                "unused for 30 days. Run the tap at least weekly; if Exact refuses it, authorize "
+                "again with tap-exactonline-auth.",
+                age_days,
+            )
+
+    def secrets(self) -> list[str]:
+        """Everything secret this run knows: masked in every log line, in every encoding."""
+        values = secret_values(self.config)
+        if "authenticator" in self.__dict__:  # made: it knows every token of this run
+            values += self.authenticator.secrets
+        return values
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        return RateLimiter(daily_reserve=int(self.config.get("daily_budget_reserve", 25)))
+
+    @cached_property
+    def http(self) -> ExactHttp:
+        return ExactHttp(
+            authenticator=self.authenticator,
+            limiter=self.limiter,
+            max_retries=int(self.config.get("max_retries", 5)),
+            retry_base_seconds=float(self.config.get("retry_base_seconds", 2.0)),
+            timeout=self.timeout,
+        )
+
+    def get(self, url: str) -> requests.Response:
+        """One GET outside the streams (current/Me, system/Divisions, SyncTimestamp)."""
+        return self.http.get(url, what=url.removeprefix(self.api_base + "/").split("?")[0])
+
+    @cached_property
+    def current_division(self) -> int:
+        """The login's current division, from current/Me (a call Exact does not count)."""
+        rows = odata_rows(self.get(f"{self.api_base}/current/Me?$select=CurrentDivision"))
+        if not rows or not rows[0].get("CurrentDivision"):
+            raise FatalAPIError("current/Me returned no CurrentDivision; set `divisions`.")
+        return int(rows[0]["CurrentDivision"])
+
+    def had_bookmark(self, stream: str, division: int | None) -> bool:
+        """Did this stream arrive with a bookmark for this division (loaded before)?"""
+        return (stream, division) in self.incoming_bookmarks
+
+    # --- ending a run -------------------------------------------------------------------------
+
+    def stop_with_error(self, error: Exception) -> NoReturn:
+        """End the run with one clear line, keeping every bookmark reached so far."""
+        self._write_state()
+        if isinstance(error, TokensOnlyInStateError):
+            self.logger.critical("%s", error)  # a login is at stake
+        else:
+            self.logger.error("%s", error)
+        raise SystemExit(1)
+
+    def check_connection(self) -> bool:
+        """`--test`: one token check and one current/Me call (neither costs API budget)."""
+        try:
+            division = self.current_division  # needs a valid access token first
+        except RUN_ENDING_ERRORS as error:
+            self.logger.error("Connection test failed: %s", error)  # noqa: TRY400 - one line
+            return False
+        tokens = self.authenticator.tokens
+        self.logger.info(
+            "Connection test passed: token from %s, access token valid until %s; the login's "
+            "current division is %d.",
+            self.token_source,
+            _utc(tokens.expires_at),
+            division,
+        )
+        return True

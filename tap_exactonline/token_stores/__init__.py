@@ -1,0 +1,71 @@
+"""Where the newest tokens live between runs, shared by every job on one Exact login: a local
+file, a PostgreSQL table or an object-store object (`token_store`)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from tap_exactonline.token_stores.common import first_line
+from tap_exactonline.tokens import TokenCodec, TokenSet
+
+
+class TokenStore(Protocol):
+    """Where the newest tokens live between runs, shared by every job on one Exact login.
+
+    `locked()` is held around a refresh: the authenticator re-reads the store inside it and
+    skips the refresh when another job has already rotated the chain. Before it spends a
+    refresh token it calls `prove_writable()`, which writes the way `write` will (the current
+    contents again), so a full disk or a read-only mount is found while the old token still
+    works.
+    """
+
+    def read(self) -> TokenSet | None: ...
+
+    def write(self, tokens: TokenSet) -> None: ...
+
+    def prove_writable(self) -> None: ...
+
+    def locked(self) -> AbstractContextManager[None]: ...
+
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def token_store_problem(location: str) -> str | None:
+    """Why a `token_store` value cannot be used, if it cannot (checked before any request)."""
+    scheme = urlsplit(location).scheme.lower().split("+")[0]
+    if scheme in ("", "file", *POSTGRES_SCHEMES) or len(scheme) == 1:  # "C:\\..." on Windows
+        return None
+    import fsspec  # noqa: PLC0415
+
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except (ImportError, ValueError) as exc:
+        return (
+            f"Setting `token_store`: {scheme}:// needs its fsspec filesystem package "
+            f"({first_line(exc)}); install it, e.g. `pip install tap-exactonline[s3]`, or use a "
+            "file path or a PostgreSQL URL."
+        )
+    return None
+
+
+def open_token_store(location: str, *, client_id: str, codec: TokenCodec) -> TokenStore:
+    """`token_store` setting -> store: a PostgreSQL URL, an fsspec URL, or a local path."""
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower().split("+")[0]
+    # Imported here: each backend loads only what it needs (psycopg, fsspec).
+    if scheme in POSTGRES_SCHEMES:
+        from tap_exactonline.token_stores.postgres import PostgresTokenStore  # noqa: PLC0415
+
+        return PostgresTokenStore(location, default_key=client_id, codec=codec)
+    from tap_exactonline.token_stores.file import FileTokenStore  # noqa: PLC0415
+
+    if scheme == "file":
+        return FileTokenStore(parts.path, codec=codec)
+    if len(scheme) > 1:
+        from tap_exactonline.token_stores.objects import ObjectStoreTokenStore  # noqa: PLC0415
+
+        return ObjectStoreTokenStore(location, codec=codec)
+    return FileTokenStore(location, codec=codec)

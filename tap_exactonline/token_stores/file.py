@@ -1,0 +1,189 @@
+"""Tokens in a local JSON file, locked with an flock on a sibling `.lock` file."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tap_exactonline.token_stores.common import wait_for_lock
+from tap_exactonline.tokens import TokenCodec, TokenSet, TokenStoreError
+
+LOGGER = logging.getLogger("tap_exactonline.token_stores")
+
+
+def _os_reason(exc: OSError) -> str:
+    """`No space left on device` and the like: what the user can act on."""
+    return exc.strerror or type(exc).__name__
+
+
+# A rename onto the token file that these refuse may still allow writing the file in place:
+# a file bind-mounted on its own (`docker run -v tokens.json:/app/tokens.json`: EBUSY), a mount
+# point of another filesystem (EXDEV), a directory the job may not write in (EACCES, EPERM).
+_RENAME_REFUSALS = {errno.EBUSY, errno.EXDEV, errno.EACCES, errno.EPERM}
+# Room a token file may need: an encrypted one is about 1 KiB.
+_PROBE_BYTES = 4096
+
+
+class FileTokenStore:
+    """Tokens in a local JSON file, replaced atomically so a crash never leaves half a file.
+
+    The lock is an flock on a sibling `.lock` file, which (unlike the token file) is never
+    replaced, so every process locks the same inode. Where the file cannot be replaced (a file
+    bind-mounted on its own into a container), it is rewritten in place with one write of at
+    least its old length (padded with spaces, which JSON ignores), then fsynced.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], codec: TokenCodec | None = None) -> None:
+        self.path = Path(path).expanduser()
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.codec = codec or TokenCodec(None)
+        self._in_place = False
+
+    def __repr__(self) -> str:
+        return f"FileTokenStore({self.path})"
+
+    def _fail(self, action: str, exc: OSError, path: Path | None = None) -> TokenStoreError:
+        where = path or self.path
+        return TokenStoreError(
+            f"token_store {self.path} cannot be {action}: {_os_reason(exc)} ({where})"
+        )
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        try:
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "it is a directory")
+            for folder in (self.path.parent, *self.path.parent.parents):
+                if folder.exists() and not folder.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, f"Not a directory: {folder}")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            where = self.lock_path if self.lock_path.exists() else None
+            raise self._fail("locked", exc, where) from None
+        try:
+
+            def try_lock() -> bool:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                return True
+
+            wait_for_lock(try_lock, f"token_store {self.path}")
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _read_bytes(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._fail("read", exc) from None
+
+    def read(self) -> TokenSet | None:
+        raw = self._read_bytes()
+        if raw is None or not raw.strip():
+            return None  # absent, or created empty (by touch, or a mount of an empty file)
+        where = f"token_store {self.path}"
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise TokenStoreError(
+                f"{where} does not hold JSON. Restore it from a backup, or delete it and "
+                "authorize again (tap-exactonline-auth)."
+            ) from None
+        return self.codec.load(data, where)
+
+    def write(self, tokens: TokenSet) -> None:
+        self._write(json.dumps(self.codec.dump(tokens)).encode())
+
+    def prove_writable(self) -> None:
+        """Write the current contents back, the way `write` will write new ones, after
+        checking there is room for a token file."""
+        current = self._read_bytes()
+        if current is None:
+            self._probe_new()
+        else:
+            self._write(current, room=_PROBE_BYTES)
+
+    def _probe_new(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
+        except OSError as exc:
+            raise self._fail("written", exc, self.path.parent) from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b" " * _PROBE_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise self._fail("written", exc) from None
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+
+    def _write(self, data: bytes, room: int = 0) -> None:
+        if not self._in_place:
+            try:
+                self._replace(data, room)
+            except OSError as exc:
+                if exc.errno not in _RENAME_REFUSALS or not self.path.is_file():
+                    raise self._fail("written", exc) from None
+                LOGGER.info(
+                    "token_store %s cannot be replaced (%s): writing it in place instead "
+                    "(a file mounted on its own, or a directory the job may not write in).",
+                    self.path,
+                    _os_reason(exc),
+                )
+                self._in_place = True
+            else:
+                return
+        try:
+            self._rewrite_in_place(data)
+        except OSError as exc:
+            raise self._fail("written", exc) from None
+
+    def _replace(self, data: bytes, room: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                if room > len(data):  # claim the room first: a full disk fails here
+                    handle.write(b" " * room)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    handle.seek(0)
+                    handle.truncate()
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, self.path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # make the rename itself durable
+        finally:
+            os.close(directory)
+
+    def _rewrite_in_place(self, data: bytes) -> None:
+        """One write from the start, padded to the old length so nothing of the old tokens
+        stays behind and no truncation is needed: a process killed mid-way leaves the old
+        file or the new one (a write of a few KiB is not split)."""
+        with self.path.open("r+b") as handle:
+            old_length = os.fstat(handle.fileno()).st_size
+            handle.write(data.ljust(old_length))
+            handle.flush()
+            os.fsync(handle.fileno())

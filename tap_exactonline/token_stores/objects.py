@@ -1,0 +1,164 @@
+"""Tokens in one object on an object store (S3, GCS, Azure, ...) through fsspec, locked by a
+lease object created with a conditional write."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from tap_exactonline.token_stores.common import first_line, wait_for_lock
+from tap_exactonline.tokens import TokenCodec, TokenSet, TokenStoreError
+
+LOGGER = logging.getLogger("tap_exactonline.token_stores")
+
+
+class ObjectStoreTokenStore:
+    """Tokens in one object on an object store (S3, GCS, Azure, ...) through fsspec.
+
+    Object stores have no locks, so the lock is a lease object next to the tokens, created with
+    fsspec's exclusive mode (`"xb"`: S3 `If-None-Match: *`, GCS `ifGenerationMatch=0`, Azure
+    `If-None-Match`), which exactly one of several racing jobs wins. A lease names its holder and
+    an expiry, so a job killed while holding it blocks the others for LEASE_SECONDS at most.
+    Writes are single PUTs, which object stores apply whole or not at all.
+    """
+
+    # Longer than one token call (request_timeout, 60 s by default), shorter than LOCK_WAIT_SECONDS.
+    LEASE_SECONDS = 120.0
+    LEASE_SETTLE_SECONDS = 2.0
+
+    def __init__(self, url: str, codec: TokenCodec | None = None) -> None:
+        import fsspec  # noqa: PLC0415 - only needed by users of this store
+
+        self.codec = codec or TokenCodec(None)
+        self.url = url
+        try:
+            self.fs, self.path = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            scheme = urlsplit(url).scheme
+            raise TokenStoreError(
+                f"token_store {scheme}:// cannot be opened: {first_line(exc)} (install the "
+                "filesystem package for it, e.g. `pip install tap-exactonline[s3]`)"
+            ) from None
+        self.lease_path = self.path + ".lease"
+        self._lease_id = ""
+        self._broke_a_lease = False
+
+    def __repr__(self) -> str:
+        return f"ObjectStoreTokenStore({self.url})"
+
+    def _fail(self, action: str, exc: Exception) -> TokenStoreError:
+        return TokenStoreError(
+            f"token_store {self.url} cannot be {action} ({type(exc).__name__}: {first_line(exc)})"
+        )
+
+    def read(self) -> TokenSet | None:
+        try:
+            raw = self.fs.cat_file(self.path)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._fail("read", exc) from None
+        if not raw.strip():
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise TokenStoreError(
+                f"token_store {self.url} does not hold JSON. Restore it from a backup, or "
+                "delete it and authorize again (tap-exactonline-auth)."
+            ) from None
+        return self.codec.load(data, f"token_store {self.url}")
+
+    def write(self, tokens: TokenSet) -> None:
+        self._put(json.dumps(self.codec.dump(tokens)).encode())
+
+    def _put(self, data: bytes) -> None:
+        try:
+            self.fs.pipe_file(self.path, data)
+        except Exception as exc:
+            raise self._fail("written", exc) from None
+
+    def prove_writable(self) -> None:
+        """Put the current object again (a single PUT, like `write`); without one, put and
+        remove a probe object beside it."""
+        try:
+            current = self.fs.cat_file(self.path)
+        except FileNotFoundError:
+            current = None
+        except Exception as exc:
+            raise self._fail("read", exc) from None
+        if current is not None:
+            self._put(current)
+            return
+        probe = self.path + ".probe"
+        try:
+            self.fs.pipe_file(probe, b"{}")
+            self.fs.rm_file(probe)
+        except Exception as exc:
+            raise self._fail("written", exc) from None
+
+    def _try_lease(self) -> bool:
+        lease = {"holder": self._lease_id, "expires_at": time.time() + self.LEASE_SECONDS}
+        try:
+            with self.fs.open(self.lease_path, "xb") as handle:
+                handle.write(json.dumps(lease).encode())
+        except FileExistsError:
+            self._break_expired_lease()
+            return False
+        except Exception as exc:
+            raise self._fail("locked (exclusive create of its .lease object)", exc) from None
+        return True
+
+    def _current_lease(self) -> dict[str, Any] | None:
+        try:
+            lease = json.loads(self.fs.cat_file(self.lease_path))
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {}  # half-written by a job that died: treat as expired
+        except Exception as exc:
+            raise self._fail("locked (reading its .lease object)", exc) from None
+        return lease if isinstance(lease, dict) else {}
+
+    def _break_expired_lease(self) -> None:
+        lease = self._current_lease()
+        if lease is not None and float(lease.get("expires_at", 0)) < time.time():
+            LOGGER.warning("token_store %s: removing a lease left by a run that died", self.url)
+            self._broke_a_lease = True
+            try:
+                self.fs.rm_file(self.lease_path)
+            except FileNotFoundError:
+                pass  # another job removed it first
+            except Exception as exc:
+                raise self._fail("locked (removing an expired .lease object)", exc) from None
+
+    def _acquire(self) -> None:
+        self._lease_id = os.urandom(16).hex()
+        self._broke_a_lease = False
+        wait_for_lock(self._try_lease, f"token_store {self.url}")
+        # Removing an expired lease cannot be made conditional on every store: a job that read
+        # the same expired lease may remove ours just after we created it, then create its own.
+        # Only after a break, wait for such a job to show itself, and queue again if it did.
+        while self._broke_a_lease:
+            time.sleep(self.LEASE_SETTLE_SECONDS)
+            lease = self._current_lease()
+            if lease is not None and lease.get("holder") == self._lease_id:
+                return
+            self._broke_a_lease = False
+            wait_for_lock(self._try_lease, f"token_store {self.url}")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self._acquire()
+        try:
+            yield
+        finally:
+            lease = self._current_lease()
+            if lease is not None and lease.get("holder") == self._lease_id:
+                self.fs.rm_file(self.lease_path)

@@ -1,0 +1,265 @@
+"""Exact Online OAuth tokens: one link of a refresh-token chain, kept at rest, and choosing
+which copy to start from.
+
+Exact refresh tokens are single-use: every refresh returns a new one and kills the old. Copies
+of the chain live in the token store, the Singer state and the `refresh_token` setting; which
+is newest is told by the chain itself (`TokenSet.lineage`), never by clocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import requests
+from cryptography.fernet import Fernet, InvalidToken
+
+# Refresh this long before the access token expires (Exact's advice: 30 s).
+ACCESS_TOKEN_MARGIN_SECONDS = 30
+TOKEN_STATE_KEY = "exactonline_tokens"
+
+
+class AuthorizationRequiredError(Exception):
+    """Exact refused our refresh token: a person has to authorize the app again."""
+
+
+class ClientRejectedError(Exception):
+    """Exact refused our client_id/client_secret (`invalid_client`): a setting is wrong."""
+
+
+class TokenRefreshError(Exception):
+    """The token endpoint could not be reached or answered unexpectedly."""
+
+
+class TokenStoreError(TokenRefreshError):
+    """A token store or the state holds tokens we cannot read, or the store cannot be used."""
+
+
+class FreshTokenRefusedError(TokenRefreshError):
+    """Exact refuses (401) an access token this run has just refreshed itself."""
+
+
+class TokensOnlyInStateError(TokenStoreError):
+    """Exact rotated the tokens but the store refused the new ones: the state has them."""
+
+
+def fingerprint(secret: str) -> str:
+    """A short, irreversible identifier of a token, to recognise it without storing it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+# How many earlier links a token remembers. A state is at most a few links ahead of the store
+# (only a failed store write leaves it ahead, and that ends the run), so this is plenty; a
+# store further ahead than this is simply trusted, as the shared copy.
+LINEAGE_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """One link of a refresh-token chain; `origin` fingerprints its configured first token.
+
+    Which of two links is newer is told by the chain itself, never by clocks (a job on a
+    machine 15 minutes fast must not prefer its own spent token): `lineage` holds the
+    fingerprints of the refresh tokens this link replaced, newest first.
+    """
+
+    refresh_token: str
+    access_token: str | None
+    expires_at: float
+    obtained_at: float
+    origin: str
+    # Fingerprint of the configured refresh token this chain superseded (set by
+    # tap-exactonline-auth), so that stale setting does not win over the new chain.
+    replaces: str = ""
+    lineage: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:  # never show a token, even in a debugger or traceback
+        return (
+            f"TokenSet(obtained_at={self.obtained_at:.0f}, expires_at={self.expires_at:.0f}, "
+            f"origin={self.origin})"
+        )
+
+    __str__ = __repr__
+
+    def access_token_valid(self, now: float, margin: float = ACCESS_TOKEN_MARGIN_SECONDS) -> bool:
+        return bool(self.access_token) and self.expires_at - margin > now
+
+    def descends_from(self, other: TokenSet) -> bool:
+        """Was `other` an earlier link of this token's chain?"""
+        return fingerprint(other.refresh_token) in self.lineage
+
+    def known_fingerprints(self) -> set[str]:
+        """Every token this link's chain has been: to recognise a configured one."""
+        return {self.origin, self.replaces, fingerprint(self.refresh_token), *self.lineage}
+
+    def to_dict(self) -> dict[str, Any]:
+        # Whole seconds: SDK targets read JSON floats as Decimal and then cannot write the
+        # state back out (target-postgres fails on it).
+        data = asdict(self)
+        data["expires_at"] = int(self.expires_at)
+        data["obtained_at"] = int(self.obtained_at)
+        data["lineage"] = list(self.lineage)
+        return data
+
+    @classmethod
+    def from_token_response(
+        cls, body: dict[str, Any], *, now: float, origin: str, replaces: str, previous: str = ""
+    ) -> TokenSet:
+        """Exact's token answer -> the new link (`previous`: the refresh token it replaced)."""
+        refresh_token = body.get("refresh_token")
+        if not isinstance(refresh_token, str) or not refresh_token:
+            raise TokenRefreshError(
+                "Exact's token answer carried no refresh_token, so the chain of tokens ends "
+                "here: authorize the app again (tap-exactonline-auth)."
+            )
+        return cls(
+            refresh_token=refresh_token,
+            access_token=str(body["access_token"]),
+            expires_at=now + token_lifetime(body),
+            obtained_at=now,
+            origin=origin,
+            replaces=replaces,
+        )
+
+    def followed_by(self, body: dict[str, Any], *, now: float) -> TokenSet:
+        """The link Exact's answer to refreshing this one makes."""
+        new = TokenSet.from_token_response(
+            body, now=now, origin=self.origin, replaces=self.replaces
+        )
+        lineage = (fingerprint(self.refresh_token), *self.lineage)[:LINEAGE_LENGTH]
+        return replace(new, lineage=lineage)
+
+    @classmethod
+    def from_dict(cls, data: object) -> TokenSet | None:
+        """Read stored tokens; None if they are not a token set of ours (see `problem_of`)."""
+        if cls.problem_of(data) is not None:
+            return None
+        assert isinstance(data, dict)
+        return cls(
+            refresh_token=data["refresh_token"],
+            access_token=data.get("access_token") or None,
+            expires_at=float(data.get("expires_at") or 0),
+            obtained_at=float(data.get("obtained_at") or 0),
+            origin=str(data.get("origin") or ""),
+            replaces=str(data.get("replaces") or ""),
+            lineage=tuple(data.get("lineage") or ()),
+        )
+
+    @staticmethod
+    def problem_of(data: object) -> str | None:
+        """What is wrong with stored tokens (never quoting them), or None."""
+        if not isinstance(data, dict):
+            return f"a JSON {type(data).__name__} instead of an object of tokens"
+        if not isinstance(data.get("refresh_token"), str) or not data["refresh_token"]:
+            return "no refresh_token text"
+        if data.get("access_token") is not None and not isinstance(data["access_token"], str):
+            return "an access_token that is not text"
+        for name in ("expires_at", "obtained_at"):
+            value = data.get(name)
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not is_number:
+                return f"an {name} that is not a number"
+        lineage = data.get("lineage")
+        if lineage is not None and (
+            not isinstance(lineage, list) or not all(isinstance(f, str) for f in lineage)
+        ):
+            return "a lineage that is not a list of fingerprints"
+        return None
+
+
+class TokenCodec:
+    """How tokens are kept at rest (token store and Singer state): plain JSON, or encrypted
+    with Fernet (AES-128-CBC + HMAC-SHA256) when `token_encryption_key` is set."""
+
+    def __init__(self, key: str | None) -> None:
+        self._fernet = Fernet(key.encode()) if key else None
+
+    def dump(self, tokens: TokenSet) -> dict[str, Any]:
+        data = tokens.to_dict()
+        if self._fernet is None:
+            return data
+        return {"encrypted": self._fernet.encrypt(json.dumps(data).encode()).decode()}
+
+    def load(self, data: object, where: str) -> TokenSet | None:
+        """Read tokens back (None when there are none); plain ones, kept before encryption was
+        turned on, are accepted. Anything else is refused: treating a damaged copy as empty
+        would replay a spent refresh token."""
+        if data is None:
+            return None
+        if isinstance(data, dict) and "encrypted" in data:
+            if self._fernet is None:
+                raise TokenStoreError(
+                    f"The tokens in {where} are encrypted: set `token_encryption_key`."
+                )
+            try:
+                data = json.loads(self._fernet.decrypt(str(data["encrypted"]).encode()))
+            except InvalidToken:
+                raise TokenStoreError(
+                    f"`token_encryption_key` does not decrypt the tokens in {where}: it is not "
+                    "the key they were written with."
+                ) from None
+        problem = TokenSet.problem_of(data)
+        if problem is not None:
+            raise TokenStoreError(
+                f"{where} does not hold valid tokens ({problem}). Restore it from a backup, or "
+                "delete it and authorize again (tap-exactonline-auth)."
+            )
+        return TokenSet.from_dict(data)
+
+
+def newest_link(candidates: Iterable[TokenSet | None]) -> TokenSet | None:
+    """The newest of several copies of the chain, by the chain itself: a copy wins over
+    another only if it descends from it. Unrelated copies (a new authorization, or links too
+    far apart to tell) go by the order given: the most trusted first."""
+    newest: TokenSet | None = None
+    for tokens in candidates:
+        if tokens is None:
+            continue
+        if newest is None or tokens.descends_from(newest):
+            newest = tokens
+    return newest
+
+
+def choose_tokens(
+    config_refresh_token: str | None, stored: Iterable[TokenSet | None]
+) -> tuple[TokenSet, str]:
+    """Pick the token set to start from, and say where it came from.
+
+    `stored` lists the kept copies, most trusted first (the shared token store, then the
+    state). The newest link wins, unless the configured refresh token is one the chain has
+    never been: then the user authorized again and the configured token starts a new chain.
+    """
+    candidates = [t for t in stored if t is not None]
+    newest = newest_link(candidates)
+    if config_refresh_token:
+        config_print = fingerprint(config_refresh_token)
+        known: set[str] = set()
+        for tokens in candidates:
+            known |= tokens.known_fingerprints()
+        if newest is None or config_print not in known:
+            fresh = TokenSet(config_refresh_token, None, 0.0, 0.0, config_print)
+            return fresh, "config"
+    if newest is None:
+        raise AuthorizationRequiredError(
+            "No refresh token: set `refresh_token` (from the first authorization of the app)."
+        )
+    return newest, "stored"
+
+
+def token_lifetime(body: dict[str, Any]) -> float:
+    """Seconds the access token in Exact's token answer lasts (600 when not said)."""
+    try:
+        return float(body.get("expires_in") or 600)
+    except (TypeError, ValueError):
+        return 600.0
+
+
+def json_or_empty(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
