@@ -22,7 +22,7 @@ import requests
 
 from tap_exactonline.auth import INVALID_CLIENT_MESSAGE
 from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
-from tap_exactonline.settings import REGIONS, site_of, token_url
+from tap_exactonline.settings import FERNET_KEY_PROBLEM, REGIONS, key_problem, site_of, token_url
 from tap_exactonline.token_stores import TokenStore, open_token_store, token_store_problem
 from tap_exactonline.tokens import (
     TokenCodec,
@@ -196,12 +196,9 @@ def open_store(settings: dict[str, Any], env_file: Path) -> TokenStore:
     location = settings.get("token_store")
     if location and (problem := token_store_problem(str(location))):
         raise AuthorizationFailed(problem)
-    try:
-        codec = TokenCodec(settings.get("token_encryption_key"))
-    except ValueError:
-        raise AuthorizationFailed(
-            "Setting `token_encryption_key` is not a Fernet key (32 url-safe base64-encoded bytes)."
-        ) from None
+    if key_problem(settings.get("token_encryption_key")):
+        raise AuthorizationFailed(FERNET_KEY_PROBLEM)
+    codec = TokenCodec(settings.get("token_encryption_key"))
     store = open_token_store(
         store_location(settings, env_file), client_id=str(settings["client_id"]), codec=codec
     )
