@@ -22,6 +22,7 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
+from tap_exactonline.auth import ExactAuthenticator
 from tap_exactonline.catalog import EntitySpec
 from tap_exactonline.errors import (
     RUN_ENDING_ERRORS,
@@ -91,6 +92,13 @@ class ExactStream(CompatStream):
     @override
     def requests_session(self) -> requests.Session:
         return self.session.http.session  # prepares requests exactly as ExactHttp sends them
+
+    @property
+    @override
+    def authenticator(self) -> ExactAuthenticator:
+        # The SDK applies this when it prepares a request; its default authenticator would
+        # re-encode Exact's OData query (`$filter=Modified ge datetime'...'`).
+        return self.session.authenticator
 
     @property
     @override
