@@ -22,7 +22,7 @@ from tests.conftest import Postgres
 from tests.tap_runner import TAP, discover, fake_config, parse_messages, select
 
 JOBS = 8
-ROWS = 20_000  # 20 pages per job: long enough to be mid-run when the token expires
+ROWS = 6_000  # 6 pages per job: long enough to be mid-run when the token expires
 
 
 Job = tuple[subprocess.Popen[bytes], Path, Path]

@@ -284,7 +284,7 @@ JOBS = 8
 
 
 def test_eight_jobs_survive_the_token_being_replaced_twice_while_they_run(tmp_path: Path):
-    rows = 20_000
+    rows = 6_000
     with FakeExact(rows={"transaction_lines": rows}, minutely_limit=10**6) as fake:
         config = config_for(fake, tmp_path / "store" / "tokens.json")
         work = tmp_path / "jobs"
