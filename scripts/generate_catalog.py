@@ -441,7 +441,8 @@ def replication_method(spec: EntitySpec) -> str:
 
 
 def _key_columns(spec: EntitySpec) -> str:
-    return ", ".join(["division", *(snake_case(k) for k in spec.keys)])
+    # Exact's key may include the division itself: the column appears once.
+    return ", ".join(dict.fromkeys(["division", *(snake_case(k) for k in spec.keys)]))
 
 
 def streams_table() -> str:

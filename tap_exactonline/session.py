@@ -36,8 +36,10 @@ from tap_exactonline.tokens import (
     TOKEN_STATE_KEY,
     TokenCodec,
     TokenSet,
+    TokensFromAnotherSecretError,
     TokensOnlyInStateError,
     choose_tokens,
+    derived_key,
 )
 
 # Exact revokes a refresh token unused for 30 days; warn well before.
@@ -109,7 +111,18 @@ class RunSession:
 
     @cached_property
     def token_codec(self) -> TokenCodec:
+        """How the token store keeps tokens: encrypted with `token_encryption_key`, if set."""
         return TokenCodec(self.config.get("token_encryption_key"))
+
+    @cached_property
+    def state_codec(self) -> TokenCodec:
+        """How the state keeps tokens: always encrypted, so `meltano state get` never shows a
+        usable token; without `token_encryption_key`, with a key derived from the client
+        secret."""
+        key = self.config.get("token_encryption_key")
+        if key:
+            return TokenCodec(key)
+        return TokenCodec(derived_key(str(self.config["client_secret"])), derived=True)
 
     @cached_property
     def token_store(self) -> TokenStore | None:
@@ -122,7 +135,13 @@ class RunSession:
 
     @cached_property
     def authenticator(self) -> ExactAuthenticator:
-        incoming = self.token_codec.load(self.incoming_tokens, "the incoming state")
+        try:
+            incoming = self.state_codec.load(self.incoming_tokens, "the incoming state")
+        except TokensFromAnotherSecretError as error:
+            # A run with a wrong secret spends no token (Exact refuses it first), so the token
+            # store or the setting still holds a usable one.
+            self.logger.warning("%s; they are not used.", error)
+            incoming = None
         # The shared store first: it wins unless the state holds a later link of its chain.
         stored = [self.token_store.read() if self.token_store else None, incoming]
         tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
@@ -135,7 +154,7 @@ class RunSession:
         )
         self._report_token(tokens)
         # Outgoing state always carries the newest tokens, even if this run never refreshes.
-        self.state[TOKEN_STATE_KEY] = self.token_codec.dump(tokens)
+        self.state[TOKEN_STATE_KEY] = self.state_codec.dump(tokens)
         return ExactAuthenticator(
             token_url=token_url(self.origin),
             client_id=self.config["client_id"],
@@ -148,7 +167,7 @@ class RunSession:
         )
 
     def _save_rotated_tokens(self, tokens: TokenSet) -> None:
-        self.state[TOKEN_STATE_KEY] = self.token_codec.dump(tokens)
+        self.state[TOKEN_STATE_KEY] = self.state_codec.dump(tokens)
         self._write_state()
 
     def _report_token(self, tokens: TokenSet) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import signal
 from functools import cached_property
-from typing import IO, Any, NoReturn, cast
+from typing import IO, Any, ClassVar, NoReturn, cast
 
 import click
 from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
@@ -38,8 +39,20 @@ class TapExactOnline(CompatTap):
     """Singer tap for Exact Online."""
 
     name = "tap-exactonline"
+    package_name = "tap-exactonline-rest"  # the distribution's name (`--about`, version)
     message_writer_class = MsgSpecWriter
     config_jsonschema = SETTINGS_SCHEMA
+    # BATCH is left out: no test shows a batch run loading (records come from our own path).
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.STATE,
+        TapCapabilities.DISCOVER,
+        TapCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -8,6 +8,7 @@ is newest is told by the chain itself (`TokenSet.lineage`), never by clocks.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterable
@@ -16,6 +17,8 @@ from typing import Any
 
 import requests
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 # Refresh this long before the access token expires (Exact's advice: 30 s).
 ACCESS_TOKEN_MARGIN_SECONDS = 30
@@ -40,6 +43,10 @@ class TokenStoreError(TokenRefreshError):
 
 class FreshTokenRefusedError(TokenRefreshError):
     """Exact refuses (401) an access token this run has just refreshed itself."""
+
+
+class TokensFromAnotherSecretError(TokenStoreError):
+    """State tokens encrypted with a key derived from a different client secret."""
 
 
 class TokensOnlyInStateError(TokenStoreError):
@@ -170,12 +177,23 @@ class TokenSet:
         return None
 
 
+def derived_key(client_secret: str) -> str:
+    """A Fernet key derived from the client secret (HKDF-SHA256): what encrypts the tokens in
+    the state when no `token_encryption_key` is set."""
+    raw = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"tap-exactonline state tokens"
+    ).derive(client_secret.encode())
+    return base64.urlsafe_b64encode(raw).decode()
+
+
 class TokenCodec:
     """How tokens are kept at rest (token store and Singer state): plain JSON, or encrypted
-    with Fernet (AES-128-CBC + HMAC-SHA256) when `token_encryption_key` is set."""
+    with Fernet (AES-128-CBC + HMAC-SHA256) when there is a key. `derived`: the key comes
+    from the client secret, not from `token_encryption_key`."""
 
-    def __init__(self, key: str | None) -> None:
+    def __init__(self, key: str | None, *, derived: bool = False) -> None:
         self._fernet = Fernet(key.encode()) if key else None
+        self._derived = derived
 
     def dump(self, tokens: TokenSet) -> dict[str, Any]:
         data = tokens.to_dict()
@@ -197,6 +215,11 @@ class TokenCodec:
             try:
                 data = json.loads(self._fernet.decrypt(str(data["encrypted"]).encode()))
             except InvalidToken:
+                if self._derived:
+                    raise TokensFromAnotherSecretError(
+                        f"The tokens in {where} were encrypted with a key derived from another "
+                        "`client_secret` (a wrong one, or the one before a change)"
+                    ) from None
                 raise TokenStoreError(
                     f"`token_encryption_key` does not decrypt the tokens in {where}: it is not "
                     "the key they were written with."

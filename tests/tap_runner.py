@@ -126,3 +126,16 @@ def run_tap(
 
 def parse_messages(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def state_tokens(
+    state: dict[str, Any], client_secret: str = "fake-client-secret", key: str | None = None
+) -> dict[str, Any]:
+    """The tokens a STATE carries (always encrypted there: with `token_encryption_key`, else
+    with a key derived from the client secret)."""
+    from tap_exactonline.tokens import TokenCodec, derived_key  # noqa: PLC0415
+
+    codec = TokenCodec(key or derived_key(client_secret))
+    tokens = codec.load(state["exactonline_tokens"], "the state")
+    assert tokens is not None
+    return tokens.to_dict()

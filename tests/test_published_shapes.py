@@ -22,7 +22,7 @@ from tap_exactonline.catalog import load_catalog
 from tap_exactonline.exact_clock import ExactClock
 from tap_exactonline.odata import RecordPlan
 from tap_exactonline.pages import odata_rows
-from tests.tap_runner import TapRun, fake_config, run_tap
+from tests.tap_runner import TapRun, fake_config, run_tap, state_tokens
 
 CATALOG = load_catalog()
 DIVISION = 1001
@@ -317,6 +317,6 @@ def test_a_token_answer_with_expires_in_as_a_string(tmp_path: Path):
         run = run_tap(tmp_path, fake_config(fake, divisions=[DIVISION]), streams={"gl_accounts"})
     assert run.returncode == 0, run.stderr[-3000:]
     assert len(run.records("gl_accounts")) == 5
-    tokens = run.final_state["exactonline_tokens"]
+    tokens = state_tokens(run.final_state)
     assert tokens["refresh_token"] == "Gcp7!IAAAAPublishedShapeOnly"
     assert before + 590 <= tokens["expires_at"] <= time.time() + 600

@@ -20,7 +20,15 @@ from fake_exact.clock import expected_record_datetime
 from fake_exact.data import page_size
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.odata import snake_case
-from tests.tap_runner import TAP, discover, fake_config, parse_messages, run_tap, select
+from tests.tap_runner import (
+    TAP,
+    discover,
+    fake_config,
+    parse_messages,
+    run_tap,
+    select,
+    state_tokens,
+)
 
 DIVISIONS = (1001, 1002)
 # The streams our users load most, one or more of each API kind; test_every_stream.py covers all.
@@ -161,7 +169,7 @@ def test_second_run_fetches_only_changes_and_reuses_the_token(fake: FakeExact, t
     assert first.returncode == 0, first.stderr[-3000:]
     assert fake.refresh_count == 1
     state = first.final_state
-    assert state["exactonline_tokens"]["refresh_token"] != "fake-initial-refresh-token"
+    assert state_tokens(state)["refresh_token"] != "fake-initial-refresh-token"
 
     changed_accounts = fake.mutate("accounts", 1001, update=3, insert=2)
     changed_invoices = fake.mutate("purchase_invoices", 1002, update=2)
@@ -200,8 +208,8 @@ def test_an_access_token_rejected_with_401_is_refreshed_once(fake: FakeExact, tm
     )
     assert second.returncode == 0, second.stderr[-3000:]
     assert fake.refresh_count == 2
-    tokens = [s["exactonline_tokens"] for s in second.states if "exactonline_tokens" in s]
-    assert tokens[-1]["refresh_token"] != first.final_state["exactonline_tokens"]["refresh_token"]
+    tokens = [state_tokens(s) for s in second.states if "exactonline_tokens" in s]
+    assert tokens[-1]["refresh_token"] != state_tokens(first.final_state)["refresh_token"]
     assert_no_secret_leaked(fake, first.stderr, second.stderr)
 
 
@@ -372,7 +380,7 @@ def test_token_store_is_written_before_use_and_read_back(fake: FakeExact, tmp_pa
     first = run_tap(tmp_path / "1", config, streams={"gl_accounts"})
     assert first.returncode == 0, first.stderr[-3000:]
     stored = json.loads(store.read_text())
-    assert stored["refresh_token"] == first.final_state["exactonline_tokens"]["refresh_token"]
+    assert stored["refresh_token"] == state_tokens(first.final_state)["refresh_token"]
     assert oct(store.stat().st_mode & 0o777) == "0o600"
     # Without any state (e.g. --full-refresh), the store keeps the chain alive.
     fake.advance_clock(601)

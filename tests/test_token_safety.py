@@ -30,7 +30,16 @@ from tests.hostile import (
     remount,
     tmpfs,
 )
-from tests.tap_runner import TAP, TapRun, discover, fake_config, parse_messages, run_tap, select
+from tests.tap_runner import (
+    TAP,
+    TapRun,
+    discover,
+    fake_config,
+    parse_messages,
+    run_tap,
+    select,
+    state_tokens,
+)
 
 ROWS = {"gl_accounts": 5, "transaction_lines": 2500}
 STREAMS = {"gl_accounts"}
@@ -132,17 +141,13 @@ def test_a_token_file_mounted_on_its_own_is_written_in_place(fake: FakeExact, tm
         assert first.returncode == 0, first.stderr[-3000:]
         assert "writing it in place" in first.stderr
         # The host's file (the one that outlives the container) holds the new link.
-        assert (
-            stored_refresh_token(host) == first.final_state["exactonline_tokens"]["refresh_token"]
-        )
+        assert stored_refresh_token(host) == state_tokens(first.final_state)["refresh_token"]
         # A new container without any state continues the chain from the mounted file.
         fake.advance_clock(601)
         second = run_tap(tmp_path / "2", config, streams=STREAMS)
         assert second.returncode == 0, second.stderr[-3000:]
         assert fake.refresh_count == 2
-        assert (
-            stored_refresh_token(host) == second.final_state["exactonline_tokens"]["refresh_token"]
-        )
+        assert stored_refresh_token(host) == state_tokens(second.final_state)["refresh_token"]
 
 
 def test_a_disk_that_fills_during_the_refresh_keeps_the_new_token_in_the_state(
@@ -168,9 +173,7 @@ def test_a_disk_that_fills_during_the_refresh_keeps_the_new_token_in_the_state(
         healed = run_tap(tmp_path / "2", config, streams=STREAMS, state=run.final_state)
         assert healed.returncode == 0, healed.stderr[-3000:]
         assert fake.refresh_count == 2
-        assert (
-            stored_refresh_token(store) == healed.final_state["exactonline_tokens"]["refresh_token"]
-        )
+        assert stored_refresh_token(store) == state_tokens(healed.final_state)["refresh_token"]
 
 
 def test_sigterm_during_the_refresh_post_waits_for_the_save(fake: FakeExact, tmp_path: Path):
@@ -209,7 +212,7 @@ def test_sigterm_during_the_refresh_post_waits_for_the_save(fake: FakeExact, tmp
     assert fake.refresh_count == 1
     states = [m["value"] for m in parse_messages(stdout) if m["type"] == "STATE"]
     newest = stored_refresh_token(store)
-    assert states[-1]["exactonline_tokens"]["refresh_token"] == newest
+    assert state_tokens(states[-1])["refresh_token"] == newest
     # The next run continues the chain, from the store alone.
     fake.advance_clock(601)
     second = run_tap(tmp_path / "2", config, streams=STREAMS)

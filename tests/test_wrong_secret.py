@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fake_exact import FakeExact
-from tests.tap_runner import TAP, fake_config, run_tap
+from tests.tap_runner import TAP, fake_config, run_tap, state_tokens
 from tests.test_authorize import callback_of, paste, start_auth
 
 WRONG = "not-the-secret-0123"
@@ -54,7 +54,7 @@ def test_the_tap_run_says_the_secret_is_wrong_and_keeps_the_refresh_token(tmp_pa
         line = assert_says_the_secret_is_wrong(fake, run.stderr)
         assert "ERROR" in line
         assert stored_refresh_token(store) == kept
-        assert run.final_state["exactonline_tokens"]["refresh_token"] == kept
+        assert state_tokens(run.final_state, client_secret=WRONG)["refresh_token"] == kept
 
         # Once the setting is right, the next run continues from that same token.
         fixed = run_tap(tmp_path / "fixed", config, streams={"gl_accounts"}, state=run.final_state)

@@ -36,7 +36,17 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 def token_store_problem(location: str) -> str | None:
     """Why a `token_store` value cannot be used, if it cannot (checked before any request)."""
     scheme = urlsplit(location).scheme.lower().split("+")[0]
-    if scheme in ("", "file", *POSTGRES_SCHEMES) or len(scheme) == 1:  # "C:\\..." on Windows
+    if scheme in POSTGRES_SCHEMES:
+        try:
+            import psycopg  # noqa: F401, PLC0415
+        except ImportError:
+            return (
+                f"Setting `token_store`: {scheme}:// needs psycopg; install the tap with its "
+                "`postgres` extra, e.g. `pip install tap-exactonline-rest[postgres]`, or use a "
+                "file path or an object-store URL."
+            )
+        return None
+    if scheme in ("", "file") or len(scheme) == 1:  # "C:\\..." on Windows
         return None
     import fsspec  # noqa: PLC0415
 
@@ -45,8 +55,8 @@ def token_store_problem(location: str) -> str | None:
     except (ImportError, ValueError) as exc:
         return (
             f"Setting `token_store`: {scheme}:// needs its fsspec filesystem package "
-            f"({first_line(exc)}); install it, e.g. `pip install tap-exactonline[s3]`, or use a "
-            "file path or a PostgreSQL URL."
+            f"({first_line(exc)}); install it, e.g. `pip install tap-exactonline-rest[s3]`, or "
+            "use a file path or a PostgreSQL URL."
         )
     return None
 

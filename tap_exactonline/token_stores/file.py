@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -12,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tap_exactonline.token_stores.common import wait_for_lock
+import filelock
+
+from tap_exactonline.token_stores.common import LOCK_POLL_SECONDS, LOCK_WAIT_SECONDS
 from tap_exactonline.tokens import TokenCodec, TokenSet, TokenStoreError
 
 LOGGER = logging.getLogger("tap_exactonline.token_stores")
@@ -63,24 +64,27 @@ class FileTokenStore:
             for folder in (self.path.parent, *self.path.parent.parents):
                 if folder.exists() and not folder.is_dir():
                     raise NotADirectoryError(errno.ENOTDIR, f"Not a directory: {folder}")
+            if self.lock_path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "Is a directory")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             where = self.lock_path if self.lock_path.exists() else None
             raise self._fail("locked", exc, where) from None
+        # flock on Linux and macOS, LockFileEx on Windows; released when the process dies.
+        lock = filelock.FileLock(self.lock_path, mode=0o600)
         try:
-
-            def try_lock() -> bool:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return False
-                return True
-
-            wait_for_lock(try_lock, f"token_store {self.path}")
+            lock.acquire(timeout=LOCK_WAIT_SECONDS, poll_interval=LOCK_POLL_SECONDS)
+        except filelock.Timeout:
+            raise TokenStoreError(
+                f"token_store {self.path}: another run has held its lock for "
+                f"{LOCK_WAIT_SECONDS:.0f} s"
+            ) from None
+        except OSError as exc:
+            raise self._fail("locked", exc, self.lock_path) from None
+        try:
             yield
         finally:
-            os.close(fd)  # closing the descriptor releases the lock
+            lock.release()
 
     def _read_bytes(self) -> bytes | None:
         try:

@@ -43,7 +43,7 @@ class ObjectStoreTokenStore:
             scheme = urlsplit(url).scheme
             raise TokenStoreError(
                 f"token_store {scheme}:// cannot be opened: {first_line(exc)} (install the "
-                "filesystem package for it, e.g. `pip install tap-exactonline[s3]`)"
+                "filesystem package for it, e.g. `pip install tap-exactonline-rest[s3]`)"
             ) from None
         self.lease_path = self.path + ".lease"
         self._lease_id = ""
