@@ -7,6 +7,7 @@ Each is used for a reason given where it is.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from types import FrameType
 from typing import Any, ClassVar
@@ -34,6 +35,9 @@ PRIVATE_NAMES: dict[str, tuple[type, tuple[str, ...]]] = {
     "_validate_config": (PluginBase, ("raise_errors",)),
     "_handle_termination": (Tap, ("signum", "frame")),
 }
+# The settings the SDK parsed, as a dict: `config` is a read-only view of it. The tap converts
+# settings given as text before the SDK checks them against the schema.
+PRIVATE_CONFIG_ATTRIBUTE = "_config"
 
 
 class CompatStream(RESTStream[ParseResult]):
@@ -110,12 +114,19 @@ class CompatTap(Tap):
         """Every problem with the settings, given the schema's; overridden by the tap."""
         return schema_errors
 
+    def typed_settings(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """Settings given as text, converted to what `schema` wants; overridden by the tap."""
+        return {}
+
     def on_termination_signal(self, signum: int) -> None:
         """SIGTERM or SIGINT arrived; overridden by the tap."""
         raise SystemExit(128 + signum)
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(schema)
+        getattr(self, PRIVATE_CONFIG_ATTRIBUTE).update(self.typed_settings(schema))
         try:
             schema_errors = super()._validate_config(raise_errors=True)
         except ConfigValidationError as failure:

@@ -4,6 +4,7 @@ and the checks a value passes before any request."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -57,7 +58,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
         "region",
         th.StringType,
         default="nl",
-        allowed_values=sorted(REGIONS),
+        allowed_values=list(REGIONS),
         description="Exact site: `nl`, `be`, `de`, `uk`, `us`, `es`, `fr`.",
     ),
     th.Property(
@@ -262,10 +263,50 @@ def settings_problems(settings: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+SCHEMA_ERROR = re.compile(r"^(?P<message>.*) in config\['(?P<name>[^']+)'\](?P<rest>.*)$", re.S)
+
+
+def typed_values(settings: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings given as text (environment variables, and meltano.yml, where every setting
+    is `kind: string` so that Meltano passes a bad value on instead of failing with a traceback)
+    that the schema wants as a number, true/false, an object or a list, converted. A value that
+    does not convert stays text, and the schema check then names its setting."""
+    typed: dict[str, Any] = {}
+    for name, value in settings.items():
+        types = schema.get("properties", {}).get(name, {}).get("type", [])
+        types = [types] if isinstance(types, str) else types
+        if not isinstance(value, str) or "string" in types or not types:
+            continue
+        text = value.strip()
+        try:
+            if "integer" in types:
+                typed[name] = int(text)
+            elif "number" in types:
+                typed[name] = float(text)
+            elif "boolean" in types and text.lower() in (*TRUE_WORDS, *FALSE_WORDS):
+                typed[name] = text.lower() in TRUE_WORDS
+            elif "object" in types or "array" in types:
+                typed[name] = json.loads(text) if text else None
+        except ValueError:
+            pass
+    return typed
+
+
+def phrased(error: str) -> str:
+    """ "'xx' is not one of ['nl', 'be'] in config['region']" as "Setting `region`: 'xx' is not
+    one of ['nl', 'be']." (the SDK's schema error, naming the setting first)."""
+    match = SCHEMA_ERROR.match(error)
+    if match is None:
+        return error
+    return f"Setting `{match['name']}`{match['rest']}: {match['message']}."
+
+
 def validate(settings: Mapping[str, Any], schema_errors: list[str]) -> list[str]:
     """Every problem with the settings, each in one line naming the setting: the schema's
     (with secret values taken out) and the ones only the tap can see."""
-    errors = without_secret_values(schema_errors, settings)
+    errors = [phrased(error) for error in without_secret_values(schema_errors, settings)]
     for name in ("max_retries", "daily_budget_reserve", "request_timeout", "retry_base_seconds"):
         value = settings.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:

@@ -10,6 +10,7 @@ from typing import IO, Any, ClassVar, NoReturn, cast
 import click
 from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
@@ -19,7 +20,7 @@ from tap_exactonline.client import ExactStream
 from tap_exactonline.redact import install_scrubbing
 from tap_exactonline.sdk_compat import CompatTap, ConfigInput
 from tap_exactonline.session import RunSession
-from tap_exactonline.settings import SETTINGS_SCHEMA, validate
+from tap_exactonline.settings import SETTINGS_SCHEMA, typed_values, validate
 from tap_exactonline.state import (
     DIVISION_MOVES_STATE_KEY,
     STATE_VERSION,
@@ -83,6 +84,10 @@ class TapExactOnline(CompatTap):
     def check_settings(self, schema_errors: list[str]) -> list[str]:
         return validate(self.config, schema_errors)
 
+    @override
+    def typed_settings(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return typed_values(self.config, schema)
+
     @classmethod
     @override
     def invoke(  # type: ignore[override]
@@ -116,12 +121,20 @@ class TapExactOnline(CompatTap):
     @classmethod
     @override
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        # The SDK's test syncs a record of every stream: hundreds of calls for 300-odd streams.
-        if value != CliTestOptionValue.All.value:
-            super().cb_test(ctx, param, value)
-            return
-        config: ConfigInput = ctx.params.get("config", ConfigInput())
-        tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+        # Click runs this while it parses the options, outside the SDK's handling of bad
+        # settings: without this they would end in a traceback.
+        try:
+            # The SDK's test syncs a record of every stream: hundreds of calls for 300-odd
+            # streams.
+            if value != CliTestOptionValue.All.value:
+                super().cb_test(ctx, param, value)
+                return
+            config: ConfigInput = ctx.params.get("config", ConfigInput())
+            tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+        except ConfigValidationError as failure:
+            for error in failure.errors:
+                cls.logger.error("%s", error)  # noqa: TRY400 - one line, no traceback
+            ctx.exit(1)
         ctx.exit(0 if tap.session.check_connection() else 1)
 
     @override

@@ -255,11 +255,8 @@ def write_test_meltano_yml(dest: Path) -> Path:
 
 
 def set_plugin_config(project_dir: Path, plugin: str, **config: Any) -> None:
-    """Set plugin config in the project's `dev` environment (in meltano.yml, not env vars).
-
-    Needed for `kind: decimal` settings such as retry_base_seconds: Meltano 4.4.1 crashes
-    (Decimal is not JSON serializable) when their value comes from an environment variable.
-    """
+    """Set plugin config in the project's `dev` environment (in meltano.yml, not env vars),
+    as `meltano config set` would."""
     path = project_dir / "meltano.yml"
     project = yaml.safe_load(path.read_text())
     env = next(e for e in project["environments"] if e["name"] == "dev")

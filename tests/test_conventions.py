@@ -1,0 +1,165 @@
+"""What the ecosystem expects of a tap, checked against what the tap reports about itself:
+meltano.yml and the README agree with `--about`, a bad setting in Meltano reads as one line from
+the tap (no Meltano traceback), the tap loads where `fcntl` does not exist (Windows), and every
+install line names our distribution, not the other `tap-exactonline` on PyPI."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fake_exact import FakeExact
+from scripts.generate_settings import about, meltano_yml_with_settings, readme_with_settings
+from tests.conftest import REPO_ROOT, run_meltano, set_plugin_config, write_test_meltano_yml
+
+MELTANO_YML = REPO_ROOT / "meltano.yml"
+README = REPO_ROOT / "README.md"
+PYPROJECT = (REPO_ROOT / "pyproject.toml").read_text()
+DISTRIBUTION = re.search(r'^name = "([^"]+)"', PYPROJECT, flags=re.M)[1]  # type: ignore[index]
+# Modules that exist only on POSIX systems: the tap must load without them.
+POSIX_ONLY = ("fcntl", "termios", "pwd", "grp", "resource")
+
+
+@pytest.fixture(scope="module")
+def reported() -> dict[str, Any]:
+    return about()
+
+
+def tap_definition() -> dict[str, Any]:
+    project = yaml.safe_load(MELTANO_YML.read_text())
+    return next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-exactonline")
+
+
+def test_meltano_yml_declares_every_capability_the_tap_reports(reported: dict[str, Any]):
+    assert tap_definition()["capabilities"] == reported["capabilities"]
+    # `batch` only with a test that a BATCH run loads: the tap does not offer it.
+    assert "batch" not in reported["capabilities"]
+    # Without it Meltano shows every tap error as [info].
+    assert "structured-logging" in reported["capabilities"]
+
+
+def test_readme_and_meltano_yml_show_the_settings_the_tap_reports(reported: dict[str, Any]):
+    settings = reported["settings"]
+    readme = README.read_text()
+    assert readme == readme_with_settings(readme, settings), (
+        "README settings table is stale: run `uv run python scripts/generate_settings.py`"
+    )
+    meltano_yml = MELTANO_YML.read_text()
+    assert meltano_yml == meltano_yml_with_settings(meltano_yml, settings), (
+        "meltano.yml settings are stale: run `uv run python scripts/generate_settings.py`"
+    )
+    declared = {s["name"]: s for s in tap_definition()["settings"]}
+    assert list(declared) == list(settings["properties"])
+    for name, schema in settings["properties"].items():
+        assert declared[name].get("value") == schema.get("default"), name
+        assert declared[name].get("sensitive", False) == schema.get("secret", False), name
+
+
+def test_readme_defaults_are_the_tap_defaults(reported: dict[str, Any]):
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]*) \|", README.read_text(), flags=re.M)
+    defaults = {name: cell.strip().strip("`") for name, cell in rows}
+    assert defaults["divisions"] == "current"
+    assert defaults["redirect_uri"] == "http://localhost:8765/callback"
+    for name, schema in reported["settings"]["properties"].items():
+        if "default" in schema:
+            assert defaults[name] == str(schema["default"]).replace("False", "false"), name
+
+
+def test_every_install_line_names_our_distribution():
+    assert DISTRIBUTION == "tap-exactonline-rest"
+    text = README.read_text() + MELTANO_YML.read_text()
+    # `pip install tap-exactonline`, `tap-exactonline[s3]`, `pip_url: tap-exactonline` would all
+    # install the other project of that name.
+    wrong = re.findall(r"(?:install|pip_url:)\s+['\"]?tap-exactonline(?![-\w])", text)
+    wrong += re.findall(r"(?<![-\w])tap-exactonline\[", text)
+    assert not wrong
+    assert f"{DISTRIBUTION}[" in text
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("region", "xx", "Setting `region`: 'xx' is not one of"),
+        ("request_timeout", "soon", "Setting `request_timeout`: 'soon' is not of type"),
+        ("beta_endpoints", "maybe", "Setting `beta_endpoints`: 'maybe' is not of type"),
+        ("stream_api", "{items", "Setting `stream_api` must be an object"),
+    ],
+)
+def test_a_bad_setting_in_meltano_is_one_line_from_the_tap(
+    tmp_path: Path, setting: str, value: str, expected: str
+):
+    """Meltano used to stop these with its own traceback (FileNotFoundError on the config file
+    it never wrote) before the tap ran, for every `kind` it converts itself."""
+    write_test_meltano_yml(tmp_path)
+    set_plugin_config(tmp_path, "tap-exactonline", client_id="x", client_secret="y")
+    result = run_meltano(
+        tmp_path,
+        "invoke",
+        "tap-exactonline",
+        "--test",  # arguments: Meltano runs no discovery first
+        env={f"TAP_EXACTONLINE_{setting.upper()}": value},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "Traceback" not in output
+    assert "FileNotFoundError" not in output
+    errors = [line for line in output.splitlines() if "[error" in line]
+    assert expected in errors[0], output[-3000:]
+
+
+def test_settings_given_as_text_work_in_meltano(tmp_path: Path):
+    """Every setting reaches the tap as Meltano passes it from .env or `meltano config set`:
+    numbers, true/false and objects as text."""
+    write_test_meltano_yml(tmp_path)
+    with FakeExact(rows={"items": 3}) as fake:
+        text_settings = {
+            "client_id": "fake-client-id",
+            "client_secret": "fake-client-secret",
+            "refresh_token": "fake-initial-refresh-token",
+            "base_url": fake.base_url,
+            "divisions": "1001",
+            "request_timeout": "30",
+            "retry_base_seconds": "0.01",
+            "max_retries": "2",
+            "beta_endpoints": "true",
+            "stream_api": '{"items": "standard"}',
+        }
+        env = {f"TAP_EXACTONLINE_{k.upper()}": v for k, v in text_settings.items()}
+        env["TAP_EXACTONLINE__SELECT"] = '["items.*"]'
+        result = run_meltano(tmp_path, "invoke", "tap-exactonline", env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        records = [
+            json.loads(line)
+            for line in result.stdout.splitlines()
+            if line.startswith('{"type":"RECORD"') or line.startswith('{"type": "RECORD"')
+        ]
+        assert len(records) == 3
+        assert any("/logistics/Items" in call[1] for call in fake.calls)  # the standard API
+
+
+def test_the_tap_loads_and_discovers_without_posix_only_modules():
+    """As on Windows: `fcntl` and friends cannot be imported (the tap once imported `fcntl`
+    at the top of auth.py and could not even start there)."""
+    script = f"""
+import importlib, pkgutil, sys
+for name in {POSIX_ONLY!r}:
+    sys.modules[name] = None  # `import fcntl` now raises ImportError
+import tap_exactonline
+for module in pkgutil.walk_packages(tap_exactonline.__path__, "tap_exactonline."):
+    importlib.import_module(module.name)
+from tap_exactonline.tap import TapExactOnline
+sys.argv = ["tap-exactonline", "--about", "--format=json"]
+TapExactOnline.cli()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["name"] == "tap-exactonline"
