@@ -2,7 +2,9 @@
 
 Prints Exact's authorize URL, receives the authorization code (on the redirect URI on localhost,
 or as the pasted callback URL), exchanges it within its 3 minutes, and writes the tokens where
-the tap will find them: the configured `token_store`, else `.env`. Tokens are never printed.
+the tap will find them: the configured `token_store`, else `.exactonline/tokens.json` (a folder
+git ignores), named in `.env`. Everything that can be checked is checked before the login, and
+the browser shows the real outcome of the exchange. Tokens are never printed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,8 @@ from tap_exactonline.tokens import (
 ENV_PREFIX = "TAP_EXACTONLINE_"
 DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"
 LISTEN_SECONDS = 300
+# Holds the tokens when no `token_store` is set; it ignores itself in git.
+DEFAULT_STORE_FOLDER = ".exactonline"
 
 
 class AuthorizationFailed(Exception):
@@ -82,6 +87,10 @@ def authorize_url(origin: str, client_id: str, redirect_uri: str, state: str) ->
 def code_from_callback(callback: str, state: str) -> str:
     """The `code` of a callback URL (or a bare code), checking our `state` when present."""
     callback = callback.strip()
+    if not callback:
+        raise AuthorizationFailed(
+            "Nothing was pasted: paste the whole URL your browser was sent to."
+        )
     if "?" not in callback and "=" not in callback:
         return callback
     query = parse_qs(urlsplit(callback).query or callback)
@@ -95,23 +104,31 @@ def code_from_callback(callback: str, state: str) -> str:
     return codes[0]
 
 
-def listen_for_callback(redirect_uri: str, state: str, timeout: float) -> str:
-    """Serve the redirect URI on localhost until Exact's redirect brings the code."""
+def listen_for_callback(
+    redirect_uri: str, state: str, timeout: float, finish: Callable[[str], str]
+) -> str:
+    """Serve the redirect URI on localhost until Exact's redirect brings the code; exchange it
+    with `finish` while the browser waits, and show there what came of it."""
     parts = urlsplit(redirect_uri)
     if parts.hostname not in ("localhost", "127.0.0.1"):
         raise AuthorizationFailed(
             f"--listen needs a redirect URI on localhost (got {parts.hostname}); use --paste."
         )
-    received: list[str] = []
+    outcomes: list[str | Exception] = []
 
     class Callback(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if urlsplit(self.path).path != (parts.path or "/"):
                 self.send_error(404)
                 return
-            received.append(self.path)
-            body = b"Exact Online authorized. You can close this window."
-            self.send_response(200)
+            try:
+                outcomes.append(finish(code_from_callback(self.path, state)))
+                status, page = 200, "Exact Online is authorized. You can close this window."
+            except (AuthorizationFailed, TokenRefreshError) as failure:
+                outcomes.append(failure)
+                status, page = 400, f"Not authorized: {failure}\nRun the command again."
+            body = page.encode()
+            self.send_response(status)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -129,11 +146,13 @@ def listen_for_callback(redirect_uri: str, state: str, timeout: float) -> str:
     server.timeout = 0.5
     deadline = time.monotonic() + timeout
     with server:
-        while not received:
+        while not outcomes:
             if time.monotonic() > deadline:
                 raise AuthorizationFailed(f"No callback within {timeout:.0f} s.")
             server.handle_request()
-    return code_from_callback(received[0], state)
+    if isinstance(outcomes[0], Exception):
+        raise outcomes[0]
+    return outcomes[0]
 
 
 def exchange_code(
@@ -199,19 +218,38 @@ def open_store(settings: dict[str, Any], env_file: Path) -> TokenStore:
     if key_problem(settings.get("token_encryption_key")):
         raise AuthorizationFailed(FERNET_KEY_PROBLEM)
     codec = TokenCodec(settings.get("token_encryption_key"))
+    if not location:
+        prepare_default_folder(env_file)
     store = open_token_store(
         store_location(settings, env_file), client_id=str(settings["client_id"]), codec=codec
     )
     with store.locked():  # can it take the tokens? (a read-only or full disk, no rights)
         store.prove_writable()
+    if exposure := store.exposure():
+        print(f"tap-exactonline-auth: warning: {exposure}", file=sys.stderr, flush=True)
     return store
 
 
 def store_location(settings: dict[str, Any], env_file: Path) -> str:
-    """`token_store`, else a token file next to .env: without a store the access token just
-    issued would be lost, and Exact refuses a new one for 570 s."""
-    default = env_file.parent / ".exactonline-tokens.json"
+    """`token_store`, else a token file in a folder next to .env: without a store the access
+    token just issued would be lost, and Exact refuses a new one for 570 s."""
+    default = env_file.parent / DEFAULT_STORE_FOLDER / "tokens.json"
     return str(settings.get("token_store") or default.resolve())
+
+
+def prepare_default_folder(env_file: Path) -> None:
+    """The default store's folder, ignored by git whatever the project's .gitignore says (as
+    .pytest_cache and .ruff_cache do it)."""
+    folder = env_file.parent / DEFAULT_STORE_FOLDER
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        ignore = folder / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# Written by tap-exactonline-auth: tokens are never committed.\n*\n")
+    except OSError as exc:
+        raise AuthorizationFailed(
+            f"The token folder {folder} cannot be made ({exc.strerror}); set `token_store`."
+        ) from None
 
 
 def save_tokens(
@@ -280,16 +318,20 @@ def main(argv: list[str] | None = None) -> int:
         url = authorize_url(origin, str(settings["client_id"]), redirect_uri, state)
         host = urlsplit(redirect_uri).hostname
         listen = args.listen or (not args.paste and host in ("localhost", "127.0.0.1"))
+
+        def finish(code: str) -> str:
+            body = exchange_code(origin, settings, code, redirect_uri)
+            return save_tokens(settings, body, store, Path(args.env_file))
+
         print("Open this URL in a browser and log in to Exact Online:", flush=True)
         print(url, flush=True)
         if listen:
             print(f"Waiting for Exact to redirect to {redirect_uri} ...", flush=True)
-            code = listen_for_callback(redirect_uri, state, args.timeout)
+            outcome = listen_for_callback(redirect_uri, state, args.timeout, finish)
         else:
             print("Then paste the whole URL your browser was sent to:", flush=True)
-            code = code_from_callback(sys.stdin.readline(), state)
-        body = exchange_code(origin, settings, code, redirect_uri)
-        print(save_tokens(settings, body, store, Path(args.env_file)), flush=True)
+            outcome = finish(code_from_callback(sys.stdin.readline(), state))
+        print(outcome, flush=True)
     except (AuthorizationFailed, TokenRefreshError) as failure:
         print(f"tap-exactonline-auth: {failure}", file=sys.stderr, flush=True)
         return 1

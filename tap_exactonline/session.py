@@ -129,9 +129,12 @@ class RunSession:
         location = self.config.get("token_store")
         if not location:
             return None
-        return open_token_store(
+        store = open_token_store(
             location, client_id=self.config["client_id"], codec=self.token_codec
         )
+        if exposure := store.exposure():
+            self.logger.warning("%s", exposure)
+        return store
 
     @cached_property
     def authenticator(self) -> ExactAuthenticator:

@@ -76,7 +76,7 @@ def test_listen_mode_writes_the_token_store_and_the_tap_continues_from_it(tmp_pa
             except requests.ConnectionError:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-        assert page.status_code == 200 and "authorized" in page.text
+        assert page.status_code == 200 and "Exact Online is authorized" in page.text
         stdout, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
         assert "Saved the new tokens to the token store" in stdout
@@ -94,9 +94,21 @@ def test_listen_mode_writes_the_token_store_and_the_tap_continues_from_it(tmp_pa
         assert fake.refresh_count == 1
 
 
+def git_ignores(work_tree: Path, path: str | Path) -> bool:
+    answer = subprocess.run(
+        ["git", "-C", str(work_tree), "check-ignore", "--quiet", str(path)], check=False
+    )
+    assert answer.returncode in (0, 1)
+    return answer.returncode == 0
+
+
 def test_paste_mode_without_a_store_keeps_the_tokens_in_a_file_named_in_env(tmp_path: Path):
     redirect = "https://example.invalid/exact/callback"
     work = tmp_path / "auth"
+    work.mkdir()
+    # A project in git whose .gitignore knows nothing of the tap (as `meltano init` writes it).
+    subprocess.run(["git", "init", "--quiet", str(work)], check=True)
+    (work / ".gitignore").write_text(".meltano/\n.env\noutput/\n")
     with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
         settings = fake_config(fake, redirect_uri=redirect)
         del settings["refresh_token"]
@@ -111,6 +123,10 @@ def test_paste_mode_without_a_store_keeps_the_tokens_in_a_file_named_in_env(tmp_
         assert name == "TAP_EXACTONLINE_TOKEN_STORE"
         assert oct(Path(store).stat().st_mode & 0o777) == "0o600"
         assert_no_secret(fake, env.read_text())
+        # Neither the token file nor its lock file can be committed by a `git add .`.
+        assert git_ignores(work, store)
+        assert git_ignores(work, store + ".lock")
+        assert "warning" not in stderr
 
         # Right away (Exact would refuse a refresh for 570 s): the authorization's access token.
         run = run_tap(tmp_path / "1", settings | {"token_store": store}, streams={"gl_accounts"})
@@ -198,6 +214,71 @@ def test_meltano_invoke_runs_the_auth_command(meltano_project: Path, tmp_path: P
             meltano_project, "invoke", "tap-exactonline:auth", "--paste", input=code + "\n"
         )
         assert result.returncode == 0, result.stderr[-3000:]
+        # With an argument Meltano runs no discovery first: the URL comes at once.
+        assert "catalog discovery" not in result.stderr
         assert "Saved the new tokens to the token store" in result.stdout
         assert json.loads(store.read_text())["refresh_token"] in fake.issued_secrets()
         assert_no_secret(fake, result.stdout, result.stderr)
+
+
+def test_the_browser_shows_a_failed_exchange_as_failed(tmp_path: Path):
+    """The page used to say "authorized" as soon as the code arrived, before the exchange."""
+    redirect = f"http://127.0.0.1:{_free_port()}/callback"
+    with FakeExact(divisions=(1001,)) as fake:
+        settings = fake_config(
+            fake,
+            token_store=str(tmp_path / "tokens.json"),
+            redirect_uri=redirect,
+            client_secret="not-the-secret",
+        )
+        process, url = start_auth(tmp_path / "auth", settings, "--listen")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = requests.get(url, timeout=30)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1
+        assert page.status_code == 400
+        assert "Not authorized" in page.text and "is authorized" not in page.text
+        assert "App Center" in page.text  # the same reason as in the terminal
+        assert "App Center" in stderr
+        assert_no_secret(fake, page.text, stdout, stderr)
+        assert "not-the-secret" not in page.text + stdout + stderr
+        assert not (tmp_path / "tokens.json").exists()
+
+
+def test_nothing_pasted_is_a_clear_line_without_a_call(tmp_path: Path):
+    with FakeExact(divisions=(1001,)) as fake:
+        settings = fake_config(fake, token_store=str(tmp_path / "t.json"))
+        process, _ = start_auth(tmp_path / "auth", settings, "--paste")
+        returncode, _, stderr = paste(process, "")
+        assert returncode == 1
+        assert "Nothing was pasted" in stderr
+        assert fake.token_calls == 0
+
+
+def test_a_token_store_git_would_commit_is_named_by_the_auth_command_and_the_tap(
+    tmp_path: Path,
+):
+    work = tmp_path / "project"
+    work.mkdir()
+    subprocess.run(["git", "init", "--quiet", str(work)], check=True)
+    store = work / "secrets" / "tokens.json"
+    with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
+        settings = fake_config(fake, token_store=str(store))
+        process, url = start_auth(work / "auth", settings, "--paste")
+        returncode, _, stderr = paste(process, callback_of(url))
+        assert returncode == 0, stderr
+        assert f"token_store {store} is in the git work tree {work}" in stderr
+        run = run_tap(tmp_path / "run", settings, streams={"gl_accounts"})
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert f"token_store {store} is in the git work tree {work}" in run.stderr
+        # Ignored: no warning.
+        (work / ".gitignore").write_text("secrets/\n")
+        again = run_tap(tmp_path / "again", settings, streams={"gl_accounts"})
+        assert again.returncode == 0
+        assert "git work tree" not in again.stderr

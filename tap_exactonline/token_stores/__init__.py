@@ -29,6 +29,11 @@ class TokenStore(Protocol):
 
     def locked(self) -> AbstractContextManager[None]: ...
 
+    def exposure(self) -> str | None:
+        """Why the tokens could end up in a git commit (a file in a work tree that does not
+        ignore it), if they could."""
+        ...
+
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 

@@ -1,4 +1,4 @@
-"""Tokens in a local JSON file, locked with an flock on a sibling `.lock` file."""
+"""Tokens in a local JSON file, locked with a file lock on a sibling `.lock` file."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import errno
 import json
 import logging
 import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +34,33 @@ _RENAME_REFUSALS = {errno.EBUSY, errno.EXDEV, errno.EACCES, errno.EPERM}
 _PROBE_BYTES = 4096
 
 
+def git_exposure(path: Path) -> str | None:
+    """Why a token file could end up in a git commit: it lies in a git work tree that does not
+    ignore it (one `git add .` from being pushed). None when it is ignored, outside any work
+    tree, or git is not installed."""
+    folder = path.resolve().parent
+    work_tree = next((d for d in (folder, *folder.parents) if (d / ".git").exists()), None)
+    git = shutil.which("git")
+    if work_tree is None or git is None:
+        return None
+    try:
+        answer = subprocess.run(
+            [git, "-C", str(work_tree), "check-ignore", "--quiet", "--no-index", str(path)],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if answer.returncode != 1:  # 0: ignored; 128: git could not tell
+        return None
+    return (
+        f"token_store {path} is in the git work tree {work_tree} and git does not ignore it: "
+        "add it to .gitignore (or keep it outside the repository) so the tokens are never "
+        "committed."
+    )
+
+
 class FileTokenStore:
     """Tokens in a local JSON file, replaced atomically so a crash never leaves half a file.
 
@@ -49,6 +78,10 @@ class FileTokenStore:
 
     def __repr__(self) -> str:
         return f"FileTokenStore({self.path})"
+
+    def exposure(self) -> str | None:
+        """Why these tokens could be committed to git, if they could."""
+        return git_exposure(self.path)
 
     def _fail(self, action: str, exc: OSError, path: Path | None = None) -> TokenStoreError:
         where = path or self.path

@@ -84,6 +84,9 @@ class ObjectStoreTokenStore:
         except Exception as exc:
             raise self._fail("written", exc) from None
 
+    def exposure(self) -> str | None:
+        return None  # not a file in anyone's work tree
+
     def prove_writable(self) -> None:
         """Put the current object again (a single PUT, like `write`); without one, put and
         remove a probe object beside it."""

@@ -95,6 +95,9 @@ class PostgresTokenStore:
         except Exception as exc:  # psycopg.Error: read-only database, no privilege, disk full
             raise self._fail("written", exc) from None
 
+    def exposure(self) -> str | None:
+        return None  # not a file in anyone's work tree
+
     def prove_writable(self) -> None:
         """The same upsert with the row's current tokens, committed (nothing changes), or
         rolled back when there is no row yet. Called inside `locked()`."""
