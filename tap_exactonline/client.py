@@ -39,6 +39,13 @@ from tap_exactonline.pages import (
     rows_with_replacements,
     was_repaired,
 )
+from tap_exactonline.run_report import (
+    DONE,
+    INACCESSIBLE,
+    REFUSED,
+    SKIPPED_FOR_BUDGET,
+    STOPPED_FOR_BUDGET,
+)
 from tap_exactonline.sdk_compat import CompatStream
 from tap_exactonline.session import RunSession
 
@@ -155,7 +162,12 @@ class ExactStream(CompatStream):
         # the tap's one request path (budgets, token, deadline, checks, retries).
         def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
             what = self.describe(division_of(prepared.url or ""))
-            return self.session.http.send(prepared, what=what, validate=self.validate_response)
+            http = self.session.http
+            calls_before = http.calls
+            try:
+                return http.send(prepared, what=what, validate=self.validate_response)
+            finally:
+                self.session.report.calls(self.name, self._division, http.calls - calls_before)
 
         return send
 
@@ -273,6 +285,7 @@ class ExactStream(CompatStream):
         rows = odata_rows(response)
         if was_repaired(response):
             self._report_repaired_rows(rows)
+        self.session.report.page(self.name, self._division, len(rows))
         return rows
 
     def _report_repaired_rows(self, rows: list[dict[str, Any]]) -> None:
@@ -309,25 +322,40 @@ class ExactStream(CompatStream):
         division = self.division_of_records(context)
         self._division, self._stopped_short = division, False
         self.plan.select(self.selected_fields)
+        report = self.session.report
+        # A child stream reads once per parent row: its line comes with its parent's.
+        tell = not (context and "parent_id" in context)
         if self.session.limiter.daily_budget_spent(division):
             self.logger.info("Skipping %s: the daily budget is spent.", self.describe(division))
             self.incomplete_divisions.add(division)
+            report.finish(self.name, division, SKIPPED_FOR_BUDGET, tell=tell)
             return
         if self.session.refusals.is_refused(self.name, division):
             self.incomplete_divisions.add(division)
+            report.finish(self.name, division, REFUSED, tell=tell)
             return  # a child stream refused once is not asked again for every parent row
+        report.start(self.name, division)
+        status = DONE
         try:
             yield from super().get_records(context)
         except DailyBudgetSpentError:
             self._stopped_short = True
         except EntityRefusedError as error:
-            if not self.session.divisions.forbids(division, error):
+            if self.session.divisions.forbids(division, error):
+                status = INACCESSIBLE
+            else:
                 self.session.refusals.report(self.name, division, error)
+                status = REFUSED
             self._stopped_short = True
         except RUN_ENDING_ERRORS as error:
             self.session.stop_with_error(error)
         if self._stopped_short:
             self.incomplete_divisions.add(division)
+            status = STOPPED_FOR_BUDGET if status == DONE else status
+        report.finish(self.name, division, status, tell=tell)
+        if tell:
+            for child in self.child_streams:
+                report.tell(child.name, division)
         if self._stopped_short and not self.is_sorted:
             # Unsorted rows: the bookmark may only move after a complete read, so keep the old
             # one and let the next run read this window again.

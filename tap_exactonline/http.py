@@ -211,6 +211,8 @@ class ExactHttp:
         self.timeout = timeout
         # Keep-alive across streams; no urllib3 retries; a deadline on every whole answer.
         self.session: requests.Session = DeadlineSession()
+        # Calls Exact answered in this run (retries included: Exact counts them too).
+        self.calls = 0
 
     def get(
         self,
@@ -236,6 +238,7 @@ class ExactHttp:
         def attempt() -> requests.Response:
             authorized = self.authenticator(request.copy())
             response = self.session.send(authorized, timeout=self.timeout, allow_redirects=False)
+            self.calls += 1
             self.check(response, what)
             if validate is not None:
                 validate(response)

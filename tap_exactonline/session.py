@@ -30,6 +30,7 @@ from tap_exactonline.exact_clock import DEFAULT_TIME_ZONE, ExactClock
 from tap_exactonline.http import ExactHttp, RateLimiter
 from tap_exactonline.pages import odata_rows
 from tap_exactonline.refusals import Refusals
+from tap_exactonline.run_report import RunReport
 from tap_exactonline.settings import secret_values, site_of, token_url
 from tap_exactonline.token_stores import TokenStore, open_token_store
 from tap_exactonline.tokens import (
@@ -215,6 +216,13 @@ class RunSession:
             retry_base_seconds=float(self.config.get("retry_base_seconds", 2.0)),
             timeout=self.timeout,
         )
+
+    @cached_property
+    def report(self) -> RunReport:
+        def calls_left(division: int | None) -> int | None:
+            return None if division is None else self.limiter.budget(division).daily_remaining
+
+        return RunReport(self.logger, calls_left=calls_left)
 
     def get(self, url: str) -> requests.Response:
         """One GET outside the streams (current/Me, system/Divisions, SyncTimestamp)."""

@@ -17,6 +17,7 @@ from typing_extensions import override
 
 from tap_exactonline.catalog import parse_stream_api, stream_specs
 from tap_exactonline.client import ExactStream
+from tap_exactonline.logs import quiet_sdk_detail
 from tap_exactonline.redact import install_scrubbing
 from tap_exactonline.sdk_compat import CompatTap, ConfigInput
 from tap_exactonline.session import RunSession
@@ -56,6 +57,7 @@ class TapExactOnline(CompatTap):
     ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        quiet_sdk_detail()  # before the SDK's own start-up lines
         super().__init__(*args, **kwargs)
         self.mutable_state.setdefault(STATE_VERSION_KEY, STATE_VERSION)
         GUARD.install(self._stop_for_signal)
@@ -115,7 +117,10 @@ class TapExactOnline(CompatTap):
         except StateFileError as error:
             cls.logger.error("%s", error)  # noqa: TRY400 - one line, no traceback
             raise SystemExit(1) from None
-        tap.sync_all()
+        try:
+            tap.sync_all()
+        finally:
+            tap.session.report.summary(calls_in_all=tap.session.http.calls)
         tap.session.refusals.judge()
 
     @classmethod
