@@ -16,7 +16,12 @@ import pytest
 import yaml
 
 from fake_exact import FakeExact
-from scripts.generate_settings import about, meltano_yml_with_settings, readme_with_settings
+from scripts.generate_settings import (
+    about,
+    meltano_yml_with_settings,
+    plugin_definition,
+    readme_with_settings,
+)
 from tests.conftest import REPO_ROOT, run_meltano, set_plugin_config, write_test_meltano_yml
 
 MELTANO_YML = REPO_ROOT / "meltano.yml"
@@ -54,6 +59,9 @@ def test_readme_and_meltano_yml_show_the_settings_the_tap_reports(reported: dict
     meltano_yml = MELTANO_YML.read_text()
     assert meltano_yml == meltano_yml_with_settings(meltano_yml, settings), (
         "meltano.yml settings are stale: run `uv run python scripts/generate_settings.py`"
+    )
+    assert (REPO_ROOT / "meltano-plugin.yml").read_text() == plugin_definition(meltano_yml), (
+        "meltano-plugin.yml is stale: run `uv run python scripts/generate_settings.py`"
     )
     declared = {s["name"]: s for s in tap_definition()["settings"]}
     assert list(declared) == list(settings["properties"])
