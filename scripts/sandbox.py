@@ -1,15 +1,20 @@
 """Run the whole pipeline on this machine with no Exact account.
 
-Usage: uv run python scripts/sandbox.py
+Usage: uv run --only-group sandbox python scripts/sandbox.py [--dir DIR]
 
-Starts the fake Exact Online server (fake_exact) on 127.0.0.1, points tap-exactonline at
-it, runs `meltano run tap-exactonline target-duckdb`, stops the server and shows where the rows
-landed (.sandbox/warehouse.duckdb). Rate limits are lifted so the demo takes seconds, not the
-hour Exact's 60 calls a minute would impose on ~1,000 calls.
+`--only-group sandbox` installs Meltano alone (the fake server needs only the standard
+library), not the test and lint tools. Starts the fake Exact Online server (fake_exact) on
+127.0.0.1, points tap-exactonline at it, installs the two plugins it needs into DIR/.meltano
+(default .sandbox/), runs `meltano run tap-exactonline target-duckdb`, stops the server and
+shows where the rows landed (DIR/warehouse.duckdb, schema `exactonline`: query
+`exactonline.accounts`; the file's name is not the schema's, which would make that name
+ambiguous in DuckDB). Rate limits are lifted so the demo takes seconds, not the hour Exact's 60
+calls a minute would impose on ~1,000 calls.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -20,8 +25,6 @@ sys.path.insert(0, str(REPO))
 
 from fake_exact.process import spawn_fake_exact  # noqa: E402
 
-SANDBOX = REPO / ".sandbox"
-DATABASE = SANDBOX / "warehouse.duckdb"
 MELTANO = Path(sys.executable).with_name("meltano")
 ROWS = "transaction_lines=5000,items=40,accounts=1500"
 SHOW_TABLES = """
@@ -31,7 +34,7 @@ tables = con.execute(
     "select table_name from information_schema.tables where table_schema = 'exactonline' "
     "order by table_name").fetchall()
 for (table,) in tables:
-    rows = con.execute(f'select division, count(*) from exactonline."{table}" '
+    rows = con.execute(f'select division, count(*) from exactonline.{table} '
                        'group by division order by division').fetchall()
     print(f"  {table:<28} " + ", ".join(f"division {d}: {n} rows" for d, n in rows))
 """
@@ -44,9 +47,13 @@ def meltano(*args: str, env: dict[str, str]) -> None:
 
 
 def main() -> None:
-    SANDBOX.mkdir(exist_ok=True)
+    parser = argparse.ArgumentParser(description="The pipeline against a fake Exact server.")
+    parser.add_argument("--dir", type=Path, default=REPO / ".sandbox", help="default .sandbox/")
+    sandbox = parser.parse_args().dir.resolve()
+    database = sandbox / "warehouse.duckdb"
+    sandbox.mkdir(parents=True, exist_ok=True)
     # Every sandbox run talks to a new fake server: start a new token chain and a new database.
-    for stale in (SANDBOX / "tokens.json", DATABASE, DATABASE.with_suffix(".duckdb.wal")):
+    for stale in (sandbox / "tokens.json", database, database.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
     server, url = spawn_fake_exact(
         "--divisions",
@@ -65,22 +72,25 @@ def main() -> None:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TAP_EXACTONLINE_")},
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            # Plugins, state and logs of the sandbox stay in its folder.
+            "MELTANO_SYS_DIR_ROOT": str(sandbox / ".meltano"),
             "TAP_EXACTONLINE_BASE_URL": url,
             "TAP_EXACTONLINE_CLIENT_ID": "fake-client-id",
             "TAP_EXACTONLINE_CLIENT_SECRET": "fake-client-secret",
             "TAP_EXACTONLINE_REFRESH_TOKEN": "fake-initial-refresh-token",
             "TAP_EXACTONLINE_DIVISIONS": "[1001, 1002]",
-            "TAP_EXACTONLINE_TOKEN_STORE": str(SANDBOX / "tokens.json"),
-            "TARGET_DUCKDB_FILEPATH": str(DATABASE),
+            "TAP_EXACTONLINE_TOKEN_STORE": str(sandbox / "tokens.json"),
+            "TARGET_DUCKDB_FILEPATH": str(database),
         }
-        meltano("install", env=env)
+        meltano("install", "tap-exactonline", "target-duckdb", env=env)
         meltano("run", "--full-refresh", "tap-exactonline", "target-duckdb", env=env)
     finally:
         server.terminate()
         server.wait()
-    python = REPO / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
-    print(f"\nRows landed in {DATABASE.relative_to(REPO)} (schema exactonline):")
-    subprocess.run([str(python), "-c", SHOW_TABLES, str(DATABASE)], check=True)
+    python = sandbox / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+    print(f"\nRows landed in {database} (schema exactonline):")
+    subprocess.run([str(python), "-c", SHOW_TABLES, str(database)], check=True)
+    print(f"\nQuery them, e.g.: duckdb {database} 'select count(*) from exactonline.accounts'")
 
 
 if __name__ == "__main__":

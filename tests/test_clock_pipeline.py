@@ -139,11 +139,12 @@ def test_days_and_instants_land_right_in_duckdb(meltano_project: Path):
         "db = duckdb.connect(sys.argv[1], read_only=True)\n"
         'rows = db.execute("SELECT id, typeof(modified), CAST(modified AS VARCHAR), '
         "CAST(invoice_date AS VARCHAR), CAST(invoice_date AS DATE)::VARCHAR "
-        'FROM exactonline.exactonline.purchase_invoices WHERE id IN (?, ?)", sys.argv[2:])'
+        # `exactonline.purchase_invoices` is unambiguous: the file is not named like the schema.
+        'FROM exactonline.purchase_invoices WHERE id IN (?, ?)", sys.argv[2:])'
         ".fetchall()\n"
         "print(json.dumps(rows))\n"
     )
-    database = meltano_project / "exactonline.duckdb"
+    database = meltano_project / "warehouse.duckdb"  # meltano.yml's default filepath
     out = subprocess.run(
         [str(python), "-c", script, str(database), spring["ID"], autumn["ID"]],
         capture_output=True,
