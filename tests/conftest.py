@@ -32,10 +32,6 @@ import psycopg
 import pytest
 import yaml
 
-with warnings.catch_warnings():  # platformdirs, at import: "XDG_RUNTIME_DIR is not set"
-    warnings.simplefilter("ignore")
-    import pgserver
-    from pgserver._commands import POSTGRES_BIN_PATH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # the venv running pytest (uv: /work/main/.venv)
@@ -119,6 +115,13 @@ def postgres() -> Iterator[Postgres]:
     # Not under tmp_path_factory: as root, pgserver runs postgres as user `pgserver` and opens
     # up the parent dirs, but every pytest session that starts meanwhile resets
     # /tmp/pytest-of-root to 0700, and the server then PANICs (pg_control: permission denied).
+    # Imported here: pgserver has no wheels for the newest Pythons, where CI runs only the
+    # smoke tests (no PostgreSQL).
+    with warnings.catch_warnings():  # platformdirs, at import: "XDG_RUNTIME_DIR is not set"
+        warnings.simplefilter("ignore")
+        import pgserver  # noqa: PLC0415
+        from pgserver._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+
     root = Path(tempfile.mkdtemp(prefix="pytest-pgserver-"))
     pgdata = root / "data"
     # pgserver starts a socket-only server (`-h ""`).
