@@ -217,6 +217,13 @@ class RunSession:
             timeout=self.timeout,
         )
 
+    @property
+    def calls_answered(self) -> int:
+        """Calls Exact answered in this run; 0 when the run ended before its first (without
+        making the HTTP layer, and so the authenticator, now)."""
+        http = self.__dict__.get("http")
+        return http.calls if isinstance(http, ExactHttp) else 0
+
     @cached_property
     def report(self) -> RunReport:
         def calls_left(division: int | None) -> int | None:

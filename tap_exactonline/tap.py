@@ -120,7 +120,7 @@ class TapExactOnline(CompatTap):
         try:
             tap.sync_all()
         finally:
-            tap.session.report.summary(calls_in_all=tap.session.http.calls)
+            tap.session.report.summary(calls_in_all=tap.session.calls_answered)
         tap.session.refusals.judge()
 
     @classmethod

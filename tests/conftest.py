@@ -32,7 +32,6 @@ import psycopg
 import pytest
 import yaml
 
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # the venv running pytest (uv: /work/main/.venv)
 MELTANO = VENV_BIN / "meltano"

@@ -171,3 +171,33 @@ TapExactOnline.cli()
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["name"] == "tap-exactonline"
+
+
+def test_a_postgresql_token_store_without_psycopg_is_one_line(tmp_path: Path):
+    """psycopg is the `postgres` extra: without it, a postgresql:// store names the extra."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "client_id": "x",
+                "client_secret": "y",
+                "refresh_token": "z",
+                "token_store": "postgresql://loader:pg-password-1@127.0.0.1:9/db",
+            }
+        )
+    )
+    script = f"""
+import sys
+sys.modules["psycopg"] = None  # not installed
+from tap_exactonline.tap import TapExactOnline
+sys.argv = ["tap-exactonline", "--config", {str(config)!r}]
+TapExactOnline.cli()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 1
+    assert "needs psycopg; install the tap with its `postgres` extra" in result.stderr
+    assert "tap-exactonline-rest[postgres]" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pg-password-1" not in result.stderr

@@ -108,6 +108,13 @@ def test_pipeline_into_postgres(meltano_project: Path, pg_database: Postgres, tm
         if credit_line is not None:
             assert float(credit_line) == pytest.approx(account["CreditLineSales"])
         assert fake.refresh_count == 1
+        # What `meltano state get` prints holds no usable token (no token_encryption_key set).
+        shown = run_meltano(
+            meltano_project, "state", "get", "dev:tap-exactonline-to-target-postgres"
+        )
+        assert shown.returncode == 0, shown.stderr[-3000:]
+        assert '"encrypted"' in shown.stdout
+        assert all(secret not in shown.stdout for secret in fake.issued_secrets())
 
         # Second run right after: only the changes are fetched, the access token is reused.
         updated = fake.mutate("accounts", 1001, update=3, insert=2)

@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from fake_exact import FakeExact
-from tests.tap_runner import fake_config, run_tap
+from tests.tap_runner import fake_config, run_tap, state_tokens
 
 KEY = Fernet.generate_key().decode()
 
@@ -60,3 +60,33 @@ def test_a_key_that_is_not_a_fernet_key_is_refused_before_any_request(tmp_path: 
         assert run.returncode != 0
         assert "token_encryption_key" in run.stderr
         assert fake.data_calls() == 0 and fake.token_calls == 0
+
+
+def test_without_a_key_the_state_still_holds_no_usable_token(tmp_path: Path):
+    """`meltano state get` shows the state: without `token_encryption_key` it used to print the
+    refresh and access tokens in clear text. They are encrypted with a key derived from the
+    client secret; a state from an earlier version, with tokens in clear, is still read."""
+    settings = fake_config  # no token_store, no key: the state is the only copy
+    with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
+        first = run_tap(tmp_path / "1", settings(fake), streams={"gl_accounts"})
+        assert first.returncode == 0, first.stderr[-3000:]
+        state_text = json.dumps(first.states)
+        assert set(first.final_state["exactonline_tokens"]) == {"encrypted"}
+        assert fake.issued_secrets()
+        assert all(secret not in state_text for secret in fake.issued_secrets())
+
+        # The next run continues the chain from that state (its access token is still valid).
+        second = run_tap(
+            tmp_path / "2", settings(fake), streams={"gl_accounts"}, state=first.final_state
+        )
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert fake.refresh_count == 1
+
+        # An earlier version's state, tokens in clear: read, and written back encrypted.
+        old_state = dict(second.final_state)
+        old_state["exactonline_tokens"] = state_tokens(second.final_state)
+        fake.advance_clock(601)
+        third = run_tap(tmp_path / "3", settings(fake), streams={"gl_accounts"}, state=old_state)
+        assert third.returncode == 0, third.stderr[-3000:]
+        assert fake.refresh_count == 2  # it refreshed the old state's token: the chain holds
+        assert set(third.final_state["exactonline_tokens"]) == {"encrypted"}
