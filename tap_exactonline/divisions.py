@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from tap_exactonline.errors import DIVISION_WIDE_REASONS, RUN_ENDING_ERRORS, EntityRefusedError
 from tap_exactonline.http import ODataNextLinkPaginator
 from tap_exactonline.pages import odata_rows
-from tap_exactonline.settings import parse_divisions
+from tap_exactonline.settings import in_shard, parse_divisions, parse_shard
 from tap_exactonline.state import DIVISION_MOVES_STATE_KEY
 
 if TYPE_CHECKING:
@@ -55,6 +55,17 @@ class Divisions:
             session.logger.info("Reading the login's current division %d.", divisions[0])
         else:
             divisions = self.configured
+        shard = parse_shard(session.config.get("division_shard"))  # validated before
+        if shard is not None:
+            every = divisions
+            divisions = [division for division in every if in_shard(division, shard)]
+            session.logger.info(
+                "`division_shard` %d/%d: this job reads %d of the %d divisions: %s.",
+                *shard,
+                len(divisions),
+                len(every),
+                ", ".join(map(str, divisions)) or "none",
+            )
         self._resync_moved(divisions)
         return divisions
 

@@ -3,6 +3,7 @@ and the checks a value passes before any request."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -74,6 +75,14 @@ SETTINGS_SCHEMA = th.PropertiesList(
         description="Divisions to read: codes (`[123456, 234567]`), `all` (every division "
         "`system/Divisions` lists for the user) or `current` (the user's `CurrentDivision` "
         "from `current/Me`). See [Many divisions](#many-divisions).",
+    ),
+    th.Property(
+        "division_shard",
+        th.StringType,
+        description="This job's share of the divisions, `K/N` (e.g. `3/8`): the divisions "
+        "whose code hashes to shard K of N. N jobs, one per K, share `divisions: all` between "
+        "them; a division stays in its shard as others come and go. Not with `resync_streams`. "
+        "See [Many divisions](#many-divisions).",
     ),
     th.Property(
         "beta_endpoints",
@@ -203,6 +212,26 @@ def json_kind(value: object) -> str:
     return "null" if value is None else f"a {type(value).__name__}"
 
 
+def parse_shard(value: object) -> tuple[int, int] | None:
+    """`division_shard` "3/8" -> (3, 8); None when not set. ValueError names the setting."""
+    if value is None or value == "":
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(value))
+    if match is None or not 1 <= int(match[1]) <= int(match[2]):
+        raise ValueError(
+            f"Setting `division_shard` must be K/N with 1 <= K <= N, e.g. 3/8 (got {value!r})."
+        )
+    return int(match[1]), int(match[2])
+
+
+def in_shard(division: int, shard: tuple[int, int]) -> bool:
+    """Whether `division` belongs to shard K of N: by a hash of its code, so a division keeps
+    its shard whatever other divisions the login gains or loses (list positions would move)."""
+    digest = hashlib.sha256(str(division).encode()).digest()
+    number, count = shard
+    return int.from_bytes(digest[:8], "big") % count == number - 1
+
+
 def parse_divisions(value: object) -> list[int] | str:
     """The `divisions` setting: a list of codes, or `all`/`current` (also as Meltano passes a
     list set on the command line: a JSON string, or codes separated by commas)."""
@@ -316,6 +345,18 @@ def validate(settings: Mapping[str, Any], schema_errors: list[str]) -> list[str]
         parse_divisions(settings.get("divisions"))
     except ValueError as exc:
         errors.append(str(exc))
+    try:
+        shard = parse_shard(settings.get("division_shard"))
+    except ValueError as exc:
+        errors.append(str(exc))
+        shard = None
+    if shard is not None and shard[1] > 1 and settings.get("resync_streams"):
+        errors.append(
+            "Setting `resync_streams` cannot be used with `division_shard`: a resync marks every "
+            "row of the table that the fresh read did not return as deleted, in every division, "
+            "and this job reads only its share. Run the resync once in a job without "
+            "`division_shard`."
+        )
     apis, problems = parse_stream_api(settings.get("stream_api"))
     errors += problems
     specs = stream_specs(include_beta=True, apis=apis)
