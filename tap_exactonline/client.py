@@ -7,6 +7,7 @@ generic kinds in `streams.py` and `sync_streams.py`; this module holds what all 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cached_property
@@ -42,6 +43,7 @@ from tap_exactonline.pages import (
 from tap_exactonline.run_report import (
     DONE,
     INACCESSIBLE,
+    NOT_DUE,
     REFUSED,
     SKIPPED_FOR_BUDGET,
     STOPPED_FOR_BUDGET,
@@ -51,6 +53,10 @@ from tap_exactonline.session import RunSession
 
 # OData punctuation stays readable in the query; spaces become %20 (not "+").
 ODATA_SAFE = "$,'():"
+# In the state of a stream read in full, per division: when (epoch seconds) it was last read
+# completely; `full_table_interval` hours later it is read again.
+FULL_READ_KEY = "last_full_read_at"
+DEFAULT_FULL_TABLE_HOURS = 24.0
 # Fields dropped from one stream's `$select` in one division before the stream is refused:
 # each drop costs a refused call, and Exact allows 10 errors an hour per endpoint.
 MAX_DROPPED_FIELDS = 5
@@ -334,6 +340,10 @@ class ExactStream(CompatStream):
             self.incomplete_divisions.add(division)
             report.finish(self.name, division, REFUSED, tell=tell)
             return  # a child stream refused once is not asked again for every parent row
+        read_in_full = self.replication_key is None and tell
+        if read_in_full and not self._full_read_due(context):
+            report.finish(self.name, division, NOT_DUE, tell=False)
+            return
         report.start(self.name, division)
         status = DONE
         try:
@@ -352,6 +362,8 @@ class ExactStream(CompatStream):
         if self._stopped_short:
             self.incomplete_divisions.add(division)
             status = STOPPED_FOR_BUDGET if status == DONE else status
+        if read_in_full and not self._stopped_short:
+            self.get_context_state(context)[FULL_READ_KEY] = time.time()
         report.finish(self.name, division, status, tell=tell)
         if tell:
             for child in self.child_streams:
@@ -360,6 +372,16 @@ class ExactStream(CompatStream):
             # Unsorted rows: the bookmark may only move after a complete read, so keep the old
             # one and let the next run read this window again.
             self.get_context_state(context).pop("progress_markers", None)
+
+    def _full_read_due(self, context: Context | None) -> bool:
+        """A stream read in full (no bookmark) is read again once `full_table_interval` hours
+        have passed since its last complete read in this division; a run without state (a
+        first run, `--full-refresh`) reads it."""
+        last = self.get_context_state(context).get(FULL_READ_KEY)
+        interval = float(self.config.get("full_table_interval", DEFAULT_FULL_TABLE_HOURS))
+        if not isinstance(last, int | float) or interval <= 0:
+            return True
+        return time.time() - last >= interval * 3600 or time.time() < last
 
     @override
     def generate_child_contexts(

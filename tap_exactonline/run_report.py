@@ -21,13 +21,14 @@ PROGRESS_SECONDS = 30.0
 PROGRESS_PAGES = 10
 
 DONE = "done"
+NOT_DUE = "skipped: read recently"  # a full-table stream inside its full_table_interval
 SKIPPED_FOR_BUDGET = "skipped: daily budget"
 STOPPED_FOR_BUDGET = "stopped: daily budget"
 REFUSED = "refused"
 INACCESSIBLE = "inaccessible"
 STOPPED = "stopped"  # the run ended while this read was under way
 # When a stream ends differently for different parent rows of one division, the worst is shown.
-SEVERITY = (DONE, SKIPPED_FOR_BUDGET, STOPPED_FOR_BUDGET, REFUSED, INACCESSIBLE, STOPPED)
+SEVERITY = (DONE, NOT_DUE, SKIPPED_FOR_BUDGET, STOPPED_FOR_BUDGET, REFUSED, INACCESSIBLE, STOPPED)
 
 
 @dataclass
@@ -137,6 +138,23 @@ class RunReport:
             tally.status,
             self._left(division),
         )
+
+    def tell_not_due(self, interval_hours: float) -> None:
+        """The full-table streams this run left alone, in one line."""
+        skipped: dict[str, list[str]] = {}
+        for (stream, division), tally in self._tallies.items():
+            if tally.status == NOT_DUE:
+                skipped.setdefault(stream, []).append("" if division is None else str(division))
+        if skipped:
+            self._logger.info(
+                "Not read in this run, read completely less than %g h ago (full_table_interval): "
+                "%s.",
+                interval_hours,
+                "; ".join(
+                    f"{stream} ({', '.join(d for d in divisions if d) or 'once'})"
+                    for stream, divisions in sorted(skipped.items())
+                ),
+            )
 
     def summary(self, calls_in_all: int) -> None:
         """The table at the end of the run: every stream and division this run touched."""

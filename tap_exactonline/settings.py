@@ -153,6 +153,15 @@ SETTINGS_SCHEMA = th.PropertiesList(
         "only by the `auth` command.",
     ),
     th.Property(
+        "full_table_interval",
+        th.NumberType,
+        default=24.0,
+        description="Hours before a stream Exact cannot read incrementally (no `Modified` or "
+        "`Timestamp`) is read again in a division: runs in between skip it, without a call. "
+        "0 reads them on every run; `--full-refresh` (no state) reads them at once. See "
+        "[Runs when nothing changed](#runs-when-nothing-changed).",
+    ),
+    th.Property(
         "request_timeout",
         th.IntegerType,
         default=60,
@@ -336,7 +345,13 @@ def validate(settings: Mapping[str, Any], schema_errors: list[str]) -> list[str]
     """Every problem with the settings, each in one line naming the setting: the schema's
     (with secret values taken out) and the ones only the tap can see."""
     errors = [phrased(error) for error in without_secret_values(schema_errors, settings)]
-    for name in ("max_retries", "daily_budget_reserve", "request_timeout", "retry_base_seconds"):
+    for name in (
+        "max_retries",
+        "daily_budget_reserve",
+        "request_timeout",
+        "retry_base_seconds",
+        "full_table_interval",
+    ):
         value = settings.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             errors.append(f"Setting `{name}` must not be negative (got {value}).")

@@ -120,7 +120,9 @@ class TapExactOnline(CompatTap):
         try:
             tap.sync_all()
         finally:
-            tap.session.report.summary(calls_in_all=tap.session.calls_answered)
+            report = tap.session.report
+            report.tell_not_due(float(tap.config.get("full_table_interval", 24.0)))
+            report.summary(calls_in_all=tap.session.calls_answered)
         tap.session.refusals.judge()
 
     @classmethod
