@@ -98,6 +98,7 @@ def run_once(rows: int) -> dict[str, float]:
         "minimum_calls_per_1000_rows": math.ceil(rows / 1000) / rows * 1000,
         "peak_memory_mib": usage.ru_maxrss / 1024,
         "user_cpu_seconds": usage.ru_utime,
+        "cpu_us_per_record": (usage.ru_utime + usage.ru_stime) / max(records, 1) * 1e6,
     }
 
 
@@ -105,7 +106,8 @@ def main() -> None:
     sizes = [int(arg) for arg in sys.argv[1:]] or [100_000, 300_000]
     print(
         f"{'rows':>8} {'records':>8} {'seconds':>8} {'records/s':>10} "
-        f"{'calls/1k rows':>14} {'minimum':>8} {'peak MiB':>9} {'tap CPU s':>9}"
+        f"{'calls/1k rows':>14} {'minimum':>8} {'peak MiB':>9} {'tap CPU s':>9} "
+        f"{'CPU us/record':>13}"
     )
     for rows in sizes:
         result = run_once(rows)
@@ -115,7 +117,7 @@ def main() -> None:
             f"{rows:>8} {result['records']:>8.0f} {result['seconds']:>8.1f} "
             f"{result['records_per_second']:>10.0f} {result['calls_per_1000_rows']:>14.3f} "
             f"{result['minimum_calls_per_1000_rows']:>8.3f} {result['peak_memory_mib']:>9.1f} "
-            f"{result['user_cpu_seconds']:>9.1f}",
+            f"{result['user_cpu_seconds']:>9.1f} {result['cpu_us_per_record']:>13.1f}",
             flush=True,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 from functools import cached_property
@@ -117,6 +118,10 @@ class TapExactOnline(CompatTap):
         except StateFileError as error:
             cls.logger.error("%s", error)  # noqa: TRY400 - one line, no traceback
             raise SystemExit(1) from None
+        # What start-up built (the catalog, schemas, the SDK) lives as long as the run: moved
+        # out of the garbage collector's sight, the full collections that page decoding
+        # triggers no longer walk it again and again.
+        gc.freeze()
         try:
             tap.sync_all()
         finally:
