@@ -1,9 +1,12 @@
-"""Measure the tap alone against the fake Exact server: records/s, API calls per 1,000 rows, memory.
+"""Measure the tap alone against the fake Exact server: records/s, API calls per 1,000 rows,
+memory, and CPU per record side by side with a baseline.
 
 Usage: uv run python scripts/benchmark.py [ROWS ...]     (default: 100000 300000)
 
 The fake server runs in its own process with rate limits lifted (the tap's speed, not Exact's
-60 calls/minute, is what is measured); the tap's RECORD lines are counted by `wc -l`.
+60 calls/minute, is what is measured). The baseline (scripts/baseline_tap.py) is a minimal
+singer-sdk tap with the same schema and writer that emits the same records from memory: the
+ratio of the two CPU figures is what to compare between machines and runs.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from fake_exact.process import spawn_fake_exact  # noqa: E402
 
+BASELINE = REPO / "scripts" / "baseline_tap.py"
+SAMPLE = 1000
 STREAM = "transaction_lines"
 DIVISION = 1001
 
@@ -42,6 +48,39 @@ def selected_catalog(config_path: Path, work: Path) -> Path:
     path = work / "catalog.json"
     path.write_text(json.dumps(catalog))
     return path
+
+
+def read_output(stdout: IO[bytes] | None) -> tuple[int, bytes, list[bytes]]:
+    """The count of RECORD lines, the stream's SCHEMA message and the first 1,000 records."""
+    assert stdout is not None
+    records, schema, sample = 0, b"", []
+    for line in stdout:
+        if line.startswith(b'{"type":"RECORD"'):
+            records += 1
+            if len(sample) < SAMPLE:
+                sample.append(line)
+        elif line.startswith(b'{"type":"SCHEMA"') and not schema:
+            schema = line
+    return records, schema, sample
+
+
+def baseline_cpu_us(work: Path, schema: bytes, sample: list[bytes], rows: int) -> float:
+    """CPU per record of the baseline tap emitting `rows` records cycled from `sample`."""
+    schema_path, records_path = work / "schema.json", work / "records.jsonl"
+    schema_path.write_text(json.dumps(json.loads(schema)["schema"]))
+    records_path.write_text(
+        "".join(json.dumps(json.loads(line)["record"]) + "\n" for line in sample)
+    )
+    baseline = subprocess.Popen(
+        [sys.executable, str(BASELINE), str(schema_path), str(records_path), str(rows)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    records, _, _ = read_output(baseline.stdout)
+    _, status, usage = os.wait4(baseline.pid, 0)
+    if status != 0 or records != rows:
+        raise SystemExit(f"the baseline tap failed (status {status}, {records} records)")
+    return (usage.ru_utime + usage.ru_stime) / records * 1e6
 
 
 def run_once(rows: int) -> dict[str, float]:
@@ -76,19 +115,18 @@ def run_once(rows: int) -> dict[str, float]:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
-            counter = subprocess.run(
-                ["grep", "-c", '"type":"RECORD"'], stdin=tap.stdout, capture_output=True, text=True
-            )
+            records, schema, sample = read_output(tap.stdout)
             _, status, usage = os.wait4(tap.pid, 0)
             elapsed = time.perf_counter() - started
             if status != 0:
                 raise SystemExit(f"tap failed with status {status}")
+            baseline = baseline_cpu_us(work, schema, sample, rows)
         with urllib.request.urlopen(f"{url}/_fake/stats") as response:
             stats = json.load(response)
     finally:
         server.terminate()
         server.wait()
-    records = int(counter.stdout.strip() or 0)
+    cpu = (usage.ru_utime + usage.ru_stime) / max(records, 1) * 1e6
     return {
         "rows": rows,
         "records": records,
@@ -98,26 +136,27 @@ def run_once(rows: int) -> dict[str, float]:
         "minimum_calls_per_1000_rows": math.ceil(rows / 1000) / rows * 1000,
         "peak_memory_mib": usage.ru_maxrss / 1024,
         "user_cpu_seconds": usage.ru_utime,
-        "cpu_us_per_record": (usage.ru_utime + usage.ru_stime) / max(records, 1) * 1e6,
+        "cpu_us_per_record": cpu,
+        "baseline_cpu_us_per_record": baseline,
     }
 
 
 def main() -> None:
     sizes = [int(arg) for arg in sys.argv[1:]] or [100_000, 300_000]
     print(
-        f"{'rows':>8} {'records':>8} {'seconds':>8} {'records/s':>10} "
-        f"{'calls/1k rows':>14} {'minimum':>8} {'peak MiB':>9} {'tap CPU s':>9} "
-        f"{'CPU us/record':>13}"
+        f"{'rows':>8} {'records/s':>10} {'calls/1k rows':>14} {'minimum':>8} {'peak MiB':>9} "
+        f"{'tap us/rec':>11} {'baseline us/rec':>16} {'ratio':>6}"
     )
     for rows in sizes:
         result = run_once(rows)
         if result["records"] != rows:
             raise SystemExit(f"expected {rows} records, the tap emitted {result['records']}")
+        ratio = result["cpu_us_per_record"] / result["baseline_cpu_us_per_record"]
         print(
-            f"{rows:>8} {result['records']:>8.0f} {result['seconds']:>8.1f} "
-            f"{result['records_per_second']:>10.0f} {result['calls_per_1000_rows']:>14.3f} "
-            f"{result['minimum_calls_per_1000_rows']:>8.3f} {result['peak_memory_mib']:>9.1f} "
-            f"{result['user_cpu_seconds']:>9.1f} {result['cpu_us_per_record']:>13.1f}",
+            f"{rows:>8} {result['records_per_second']:>10.0f} "
+            f"{result['calls_per_1000_rows']:>14.3f} {result['minimum_calls_per_1000_rows']:>8.3f} "
+            f"{result['peak_memory_mib']:>9.1f} {result['cpu_us_per_record']:>11.1f} "
+            f"{result['baseline_cpu_us_per_record']:>16.1f} {ratio:>6.2f}",
             flush=True,
         )
 
