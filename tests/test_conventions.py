@@ -80,6 +80,11 @@ def test_readme_defaults_are_the_tap_defaults(reported: dict[str, Any]):
             assert defaults[name] == str(schema["default"]).replace("False", "false"), name
 
 
+def test_no_key_in_the_stream_table_names_the_division_twice():
+    # Where Exact's key includes `Division`, the column is listed once.
+    assert "division, division" not in README.read_text()
+
+
 def test_every_install_line_names_our_distribution():
     assert DISTRIBUTION == "tap-exactonline-rest"
     text = README.read_text() + MELTANO_YML.read_text()
