@@ -67,7 +67,9 @@ class ExactClock:
         self.name = zone
         # Per instance, so two clocks (tests, zones) never share answers.
         self.read = lru_cache(maxsize=_CACHE_SIZE)(self._read)
-        self.read_instant = lru_cache(maxsize=_CACHE_SIZE)(self._read_instant)
+        # Not cached: audit stamps (`Modified`, `Created`) are all but unique per row, so a
+        # cache would only miss, and hold 14 MiB of them.
+        self.read_instant = self._read_instant
         self._hour_offset = lru_cache(maxsize=_CACHE_SIZE)(self._offset_of_hour)
 
     # --- Exact -> records ---------------------------------------------------------------------
