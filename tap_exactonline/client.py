@@ -7,7 +7,6 @@ generic kinds in `streams.py` and `sync_streams.py`; this module holds what all 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cached_property
@@ -53,7 +52,7 @@ from tap_exactonline.session import RunSession
 
 # OData punctuation stays readable in the query; spaces become %20 (not "+").
 ODATA_SAFE = "$,'():"
-# In the state of a stream read in full, per division: when (epoch seconds) it was last read
+# In the state of a stream read in full, per division: when (ISO 8601, UTC) it was last read
 # completely; `full_table_interval` hours later it is read again.
 FULL_READ_KEY = "last_full_read_at"
 DEFAULT_FULL_TABLE_HOURS = 24.0
@@ -363,7 +362,10 @@ class ExactStream(CompatStream):
             self.incomplete_divisions.add(division)
             status = STOPPED_FOR_BUDGET if status == DONE else status
         if read_in_full and not self._stopped_short:
-            self.get_context_state(context)[FULL_READ_KEY] = time.time()
+            # Text, not a number: a target parses the state's numbers as Decimal and may then
+            # fail to write the state back (target-postgres does).
+            read_at = datetime.now(timezone.utc).isoformat()
+            self.get_context_state(context)[FULL_READ_KEY] = read_at
         report.finish(self.name, division, status, tell=tell)
         if tell:
             for child in self.child_streams:
@@ -377,11 +379,13 @@ class ExactStream(CompatStream):
         """A stream read in full (no bookmark) is read again once `full_table_interval` hours
         have passed since its last complete read in this division; a run without state (a
         first run, `--full-refresh`) reads it."""
-        last = self.get_context_state(context).get(FULL_READ_KEY)
         interval = float(self.config.get("full_table_interval", DEFAULT_FULL_TABLE_HOURS))
-        if not isinstance(last, int | float) or interval <= 0:
+        try:
+            last = datetime.fromisoformat(str(self.get_context_state(context)[FULL_READ_KEY]))
+            age = (datetime.now(timezone.utc) - last).total_seconds()
+        except (KeyError, ValueError, TypeError):  # never read, or not a time we wrote
             return True
-        return time.time() - last >= interval * 3600 or time.time() < last
+        return interval <= 0 or age >= interval * 3600 or age < 0
 
     @override
     def generate_child_contexts(

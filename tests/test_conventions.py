@@ -82,7 +82,9 @@ def test_readme_defaults_are_the_tap_defaults(reported: dict[str, Any]):
 
 def test_no_key_in_the_stream_table_names_the_division_twice():
     # Where Exact's key includes `Division`, the column is listed once.
-    assert "division, division" not in README.read_text()
+    rows = [line for line in README.read_text().splitlines() if line.startswith("| `")]
+    assert rows
+    assert not [row for row in rows if " division, division" in row]
 
 
 def test_every_install_line_names_our_distribution():

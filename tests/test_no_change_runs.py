@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import copy
 import re
-import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fake_exact import FakeExact
@@ -16,6 +16,12 @@ from tests.tap_runner import fake_config, run_tap
 DIVISIONS = (1001, 1002)
 INCREMENTAL = ("accounts", "gl_accounts", "sales_invoices", "purchase_orders")
 FULL_TABLE = ("receivables_list", "payables_list", "me")
+
+
+def hours_ago(hours: float) -> str:
+    return (datetime.now(timezone.utc) - timedelta(hours=hours)).isoformat()
+
+
 API_PATH = re.compile(r"^/api/v1/(?:(\d+)/)?(.*)$")
 
 
@@ -72,17 +78,17 @@ def test_a_full_table_stream_is_read_again_once_its_interval_has_passed(tmp_path
         # 23 hours later: still skipped. 25 hours later: read again.
         state = copy.deepcopy(first.final_state)
         [partition] = state["bookmarks"]["receivables_list"]["partitions"]
-        partition["last_full_read_at"] = time.time() - 23 * 3600
+        partition["last_full_read_at"] = hours_ago(23)
         skipped = run_tap(tmp_path / "2", config, streams={"receivables_list"}, state=state)
         assert skipped.returncode == 0 and not skipped.records("receivables_list")
-        partition["last_full_read_at"] = time.time() - 25 * 3600
+        partition["last_full_read_at"] = hours_ago(25)
         again = run_tap(tmp_path / "3", config, streams={"receivables_list"}, state=state)
         assert len(again.records("receivables_list")) == 70
         [read_at] = [
             p["last_full_read_at"]
             for p in again.final_state["bookmarks"]["receivables_list"]["partitions"]
         ]
-        assert time.time() - read_at < 600
+        assert datetime.now(timezone.utc) - datetime.fromisoformat(read_at) < timedelta(minutes=10)
 
         # 0 reads them on every run; a run without state (--full-refresh) reads them too.
         every_run = config | {"full_table_interval": 0}
