@@ -530,7 +530,7 @@ def api_choice_table() -> str:
     return "\n".join(rows)
 
 
-def _with_block(readme: str, start_marker: str, end_marker: str, body: str) -> str:
+def with_block(readme: str, start_marker: str, end_marker: str, body: str) -> str:
     start = readme.index(start_marker) + len(start_marker)
     end = readme.index(end_marker)
     return readme[:start] + "\n" + body + "\n" + readme[end:]
@@ -538,8 +538,8 @@ def _with_block(readme: str, start_marker: str, end_marker: str, body: str) -> s
 
 def readme_with_table(readme: str) -> str:
     """The README with its generated tables brought up to date."""
-    readme = _with_block(readme, TABLE_START, TABLE_END, streams_table())
-    return _with_block(readme, CHOICE_START, CHOICE_END, api_choice_table())
+    readme = with_block(readme, TABLE_START, TABLE_END, streams_table())
+    return with_block(readme, CHOICE_START, CHOICE_END, api_choice_table())
 
 
 def main() -> None:

@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.generate_catalog import with_block
+
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 MELTANO_YML = REPO / "meltano.yml"
@@ -123,18 +126,12 @@ def readme_settings(settings: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _with_block(text: str, start_marker: str, end_marker: str, body: str) -> str:
-    start = text.index(start_marker) + len(start_marker)
-    end = text.index(end_marker)
-    return text[:start] + "\n" + body + "\n" + text[end:]
-
-
 def readme_with_settings(readme: str, settings: dict[str, Any]) -> str:
-    return _with_block(readme, README_START, README_END, readme_settings(settings))
+    return with_block(readme, README_START, README_END, readme_settings(settings))
 
 
 def meltano_yml_with_settings(meltano_yml: str, settings: dict[str, Any]) -> str:
-    return _with_block(meltano_yml, YAML_START, YAML_END, meltano_settings(settings))
+    return with_block(meltano_yml, YAML_START, YAML_END, meltano_settings(settings))
 
 
 def plugin_definition(meltano_yml: str) -> str:

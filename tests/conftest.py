@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -254,6 +254,15 @@ def write_test_meltano_yml(dest: Path) -> Path:
     path = dest / "meltano.yml"
     path.write_text(yaml.safe_dump(project, sort_keys=False))
     return path
+
+
+def select_streams(project_dir: Path, streams: Iterable[str]) -> None:
+    """The tap's `select` in the project's meltano.yml: these streams, every column."""
+    meltano_yml = project_dir / "meltano.yml"
+    definition = yaml.safe_load(meltano_yml.read_text())
+    tap = next(p for p in definition["plugins"]["extractors"] if p["name"] == "tap-exactonline")
+    tap["select"] = [f"{stream}.*" for stream in streams]
+    meltano_yml.write_text(yaml.safe_dump(definition, sort_keys=False))
 
 
 def set_plugin_config(project_dir: Path, plugin: str, **config: Any) -> None:

@@ -51,6 +51,18 @@ def callback_of(url: str) -> str:
     return response.headers["Location"]
 
 
+def browse(url: str) -> requests.Response:
+    """The browser: log in (the fake server redirects at once) and land on the redirect URI,
+    once the command listens there."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return requests.get(url, timeout=30)
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
 def paste(process: subprocess.Popen[str], callback: str) -> tuple[int, str, str]:
     stdout, stderr = process.communicate(callback + "\n", timeout=60)
     return process.returncode, stdout, stderr
@@ -68,14 +80,7 @@ def test_listen_mode_writes_the_token_store_and_the_tap_continues_from_it(tmp_pa
         settings = fake_config(fake, token_store=str(store), redirect_uri=redirect)
         process, url = start_auth(tmp_path / "auth", settings, "--listen")
         assert url.startswith(f"{fake.base_url}/api/oauth2/auth?client_id=fake-client-id")
-        deadline = time.monotonic() + 30
-        while True:  # the browser: log in, get redirected to the listener
-            try:
-                page = requests.get(url, timeout=10)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        page = browse(url)
         assert page.status_code == 200 and "Exact Online is authorized" in page.text
         stdout, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
@@ -232,14 +237,7 @@ def test_the_browser_shows_a_failed_exchange_as_failed(tmp_path: Path):
             client_secret="not-the-secret",
         )
         process, url = start_auth(tmp_path / "auth", settings, "--listen")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                page = requests.get(url, timeout=30)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        page = browse(url)
         stdout, stderr = process.communicate(timeout=60)
         assert process.returncode == 1
         assert page.status_code == 400

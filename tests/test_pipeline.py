@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from fake_exact import FakeExact
-from tests.conftest import Postgres, run_meltano, set_plugin_config
+from tests.conftest import Postgres, run_meltano, select_streams, set_plugin_config
 
 pytestmark = pytest.mark.pipeline
 
@@ -35,11 +34,7 @@ SCHEMA = "exactonline"
 def configure(
     project: Path, fake: FakeExact, streams: Iterable[str] = STREAMS, **extra: Any
 ) -> None:
-    meltano_yml = project / "meltano.yml"
-    definition = yaml.safe_load(meltano_yml.read_text())
-    tap = next(p for p in definition["plugins"]["extractors"] if p["name"] == "tap-exactonline")
-    tap["select"] = [f"{stream}.*" for stream in streams]
-    meltano_yml.write_text(yaml.safe_dump(definition, sort_keys=False))
+    select_streams(project, streams)
     set_plugin_config(
         project,
         "tap-exactonline",
