@@ -49,13 +49,13 @@ from tap_exactonline.run_report import (
 )
 from tap_exactonline.sdk_compat import CompatStream
 from tap_exactonline.session import RunSession
+from tap_exactonline.settings import DEFAULT_FULL_TABLE_HOURS
 
 # OData punctuation stays readable in the query; spaces become %20 (not "+").
 ODATA_SAFE = "$,'():"
 # In the state of a stream read in full, per division: when (ISO 8601, UTC) it was last read
 # completely; `full_table_interval` hours later it is read again.
 FULL_READ_KEY = "last_full_read_at"
-DEFAULT_FULL_TABLE_HOURS = 24.0
 # Fields dropped from one stream's `$select` in one division before the stream is refused:
 # each drop costs a refused call, and Exact allows 10 errors an hour per endpoint.
 MAX_DROPPED_FIELDS = 5

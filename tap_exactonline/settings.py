@@ -29,6 +29,8 @@ REGIONS = {
     "fr": "https://start.exactonline.fr",
 }
 DIVISION_CHOICES = ("all", "current")
+# `full_table_interval`'s default, in hours: streams read in full are re-read daily.
+DEFAULT_FULL_TABLE_HOURS = 24.0
 FERNET_KEY_PROBLEM = (
     "Setting `token_encryption_key` is not a Fernet key (32 url-safe base64-encoded bytes); "
     "generate one with Fernet.generate_key()."
@@ -155,7 +157,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
     th.Property(
         "full_table_interval",
         th.NumberType,
-        default=24.0,
+        default=DEFAULT_FULL_TABLE_HOURS,
         description="Hours before a stream Exact cannot read incrementally (no `Modified` or "
         "`Timestamp`) is read again in a division: runs in between skip it, without a call. "
         "0 reads them on every run; `--full-refresh` (no state) reads them at once. See "

@@ -22,7 +22,12 @@ from tap_exactonline.logs import quiet_sdk_detail
 from tap_exactonline.redact import install_scrubbing
 from tap_exactonline.sdk_compat import CompatTap, ConfigInput
 from tap_exactonline.session import RunSession
-from tap_exactonline.settings import SETTINGS_SCHEMA, typed_values, validate
+from tap_exactonline.settings import (
+    DEFAULT_FULL_TABLE_HOURS,
+    SETTINGS_SCHEMA,
+    typed_values,
+    validate,
+)
 from tap_exactonline.state import (
     DIVISION_MOVES_STATE_KEY,
     STATE_VERSION,
@@ -126,7 +131,9 @@ class TapExactOnline(CompatTap):
             tap.sync_all()
         finally:
             report = tap.session.report
-            report.tell_not_due(float(tap.config.get("full_table_interval", 24.0)))
+            report.tell_not_due(
+                float(tap.config.get("full_table_interval", DEFAULT_FULL_TABLE_HOURS))
+            )
             report.summary(calls_in_all=tap.session.calls_answered)
         tap.session.refusals.judge()
 
