@@ -35,8 +35,9 @@ from tap_exactonline.odata import DIVISION_FIELD, RecordPlan
 from tap_exactonline.pages import (
     GarbledPageError,
     PageGuard,
-    odata_rows,
+    RowShape,
     rows_with_replacements,
+    value_of,
     was_repaired,
 )
 from tap_exactonline.run_report import (
@@ -91,7 +92,7 @@ class ExactStream(CompatStream):
         # Divisions this run did not read completely (budget spent, refused, inaccessible).
         self.incomplete_divisions: set[int | None] = set()
         # The checks of the read in progress (made anew for each division and parent row).
-        self._guard = PageGuard(keys=())
+        self._guard = PageGuard(read_page=self.read_page, keys=())
         # (what, division) warnings already given in this run.
         self._warned: set[tuple[str, int | None]] = set()
 
@@ -167,6 +168,7 @@ class ExactStream(CompatStream):
         # the tap's one request path (budgets, token, deadline, checks, retries).
         def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
             what = self.describe(division_of(prepared.url or ""))
+            self.session.flush_output()  # the target works on the records while Exact answers
             http = self.session.http
             calls_before = http.calls
             try:
@@ -190,7 +192,17 @@ class ExactStream(CompatStream):
         return [key for key in self.spec.keys if key != DIVISION_FIELD]
 
     def new_page_guard(self) -> PageGuard:
-        return PageGuard(keys=self.row_keys())
+        return PageGuard(read_page=self.read_page, keys=self.row_keys())
+
+    @cached_property
+    def row_shape(self) -> RowShape:
+        """The selected fields, as the struct this stream's pages decode into."""
+        self.plan.select(self.selected_fields)
+        return RowShape(self.plan.order)
+
+    def read_page(self, response: requests.Response) -> tuple[list[Any], str | None]:
+        """A page's rows (structs of `row_shape`) and its `__next` link."""
+        return self.row_shape.page(response)
 
     def warn_once(self, what: str, division: int | None, message: str, *args: object) -> None:
         if (what, division) not in self._warned:
@@ -222,7 +234,7 @@ class ExactStream(CompatStream):
         return {"$select": ",".join(self.asked_fields())}
 
     @override
-    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def request_records(self, context: Context | None) -> Iterable[Any]:
         """Read; a field Exact no longer accepts is dropped from `$select` and asked again."""
         while True:
             read_any = False
@@ -277,7 +289,9 @@ class ExactStream(CompatStream):
 
     @override
     def get_new_paginator(self) -> ODataNextLinkPaginator:
-        return ODataNextLinkPaginator(origin=self.session.origin, may_continue=self._may_continue)
+        return ODataNextLinkPaginator(
+            origin=self.session.origin, read_page=self.read_page, may_continue=self._may_continue
+        )
 
     def _may_continue(self) -> bool:
         if self.session.limiter.daily_budget_spent(self._division):
@@ -286,18 +300,18 @@ class ExactStream(CompatStream):
         return True
 
     @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        rows = odata_rows(response)
+    def parse_response(self, response: requests.Response) -> Iterable[Any]:
+        rows, _ = self.read_page(response)
         if was_repaired(response):
             self._report_repaired_rows(rows)
         self.session.report.page(self.name, self._division, len(rows))
         return rows
 
-    def _report_repaired_rows(self, rows: list[dict[str, Any]]) -> None:
+    def _report_repaired_rows(self, rows: list[Any]) -> None:
         """Text that was not valid UTF-8 (or a lone surrogate) became U+FFFD: say which rows,
         by key; the rows load, so one bad value does not block every later run."""
         for row in rows_with_replacements(rows):
-            key = ", ".join(f"{name}={row.get(name)}" for name in self.row_keys())
+            key = ", ".join(f"{name}={value_of(row, name)}" for name in self.row_keys())
             self.logger.warning(
                 "%s: the row %s holds text that is not valid UTF-8; loaded with U+FFFD in its "
                 "place. Correct it in Exact to load the original.",
@@ -306,9 +320,8 @@ class ExactStream(CompatStream):
             )
 
     @override
-    def post_process(
-        self, row: dict[str, Any], context: Context | None = None
-    ) -> dict[str, Any] | None:
+    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
+        # `row` is a struct of `row_shape` (parse_response); the SDK names it a dict.
         return self.plan.apply(row, self._division)
 
     def division_of_records(self, context: Context | None) -> int | None:
@@ -326,7 +339,7 @@ class ExactStream(CompatStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         division = self.division_of_records(context)
         self._division, self._stopped_short = division, False
-        self.plan.select(self.selected_fields)
+        self.row_shape  # noqa: B018 - the fields are chosen once the catalog is known
         report = self.session.report
         # A child stream reads once per parent row: its line comes with its parent's.
         tell = not (context and "parent_id" in context)

@@ -41,7 +41,7 @@ from tap_exactonline.errors import (
     exact_error_text,
     refusal_reason,
 )
-from tap_exactonline.pages import GarbledPageError, odata_page, payload_of
+from tap_exactonline.pages import GarbledPageError, Page, odata_page
 from tap_exactonline.redact import scrub
 
 LOGGER = logging.getLogger("tap_exactonline.http")
@@ -239,20 +239,37 @@ class ExactHttp:
             authorized = self.authenticator(request.copy())
             response = self.session.send(authorized, timeout=self.timeout, allow_redirects=False)
             self.calls += 1
-            self.check(response, what)
-            if validate is not None:
-                validate(response)
-            else:
-                try:
-                    odata_page(response)  # the shape of a page, or a retried GarbledPageError
-                except GarbledPageError as garbled:
-                    raise GarbledPageError(f"{what}: {garbled}", response) from None
+            self.accept(response, what, validate)
             return response
 
         return self.execute(attempt, division=division_of(request.url or ""), what=what)
 
+    def accept(
+        self,
+        response: requests.Response,
+        what: str,
+        validate: Callable[[requests.Response], None] | None = None,
+    ) -> None:
+        """Raise unless the response is usable data: its status (`check`), then its body, which
+        `validate` decodes (a stream's page checks, straight into its rows), else as a page."""
+        self.check(response, what)
+        try:
+            if validate is not None:
+                validate(response)
+            else:
+                odata_page(response)  # the shape of a page, or a retried GarbledPageError
+        except GarbledPageError as garbled:
+            if validate is not None:
+                raise  # the validator names the read itself
+            raise GarbledPageError(f"{what}: {garbled}", response) from None
+        except ValueError:  # msgspec.DecodeError, UnicodeDecodeError
+            # A proxy or maintenance page, or a cut-off answer: transient by nature.
+            raise RetriableAPIError(
+                f"{what}: HTTP {response.status_code} with {self._text(response)}", response
+            ) from None
+
     def check(self, response: requests.Response, what: str) -> None:
-        """Classify a response: record budgets, raise for anything that is not usable data."""
+        """Classify a response by its status: record budgets, raise for any that is not data."""
         division = division_of(response.url)
         self.limiter.record(division, response.headers)
         status = response.status_code
@@ -273,13 +290,8 @@ class ExactHttp:
             self._refuse(response, what)
         if status >= 400:
             raise ExactAPIError(f"{what}: HTTP {status}: {self._text(response)}")
-        try:
-            payload_of(response)
-        except ValueError:  # msgspec.DecodeError, UnicodeDecodeError
-            # A proxy or maintenance page, or a cut-off answer: transient by nature.
-            raise RetriableAPIError(
-                f"{what}: HTTP {status} with {self._text(response)}", response
-            ) from None
+        # A success is decoded by the page checks that follow, once, into what its reader
+        # needs (a stream's rows decode straight into structs).
 
     def _refuse(self, response: requests.Response, what: str) -> NoReturn:
         """A 400/403/404 in one line; a 403 names Exact's `Reason`, and one that refuses the
@@ -385,13 +397,20 @@ class ODataNextLinkPaginator(BaseHATEOASPaginator):
     and not at all once `may_continue` says the division's daily budget is spent.
     """
 
-    def __init__(self, *, origin: str, may_continue: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        *,
+        origin: str,
+        read_page: Callable[[requests.Response], Page] = odata_page,
+        may_continue: Callable[[], bool],
+    ) -> None:
         super().__init__()
         self._origin = origin
+        self._read_page = read_page
         self._may_continue = may_continue
 
     def get_next_url(self, response: requests.Response) -> str | None:
-        _, next_url = odata_page(response)
+        _, next_url = self._read_page(response)
         if not next_url:
             return None
         parts = urlsplit(next_url)

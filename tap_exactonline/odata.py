@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from msgspec.structs import astuple
+
 from tap_exactonline.exact_clock import INSTANT_FIELDS, ExactClock
 
 _CAMEL_BOUNDARY_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
@@ -56,13 +58,15 @@ class RecordPlan:
 
     def select(self, names: Iterable[str]) -> None:
         """Emit only these Exact fields (the ones selected in the catalog, in `$select`)."""
-        chosen = [name for name in names if name in self.fields]
+        chosen = [name for name in dict.fromkeys(names) if name in self.fields]
         self.selected = chosen
-        self._plain = [(name, self.column_for[name]) for name in chosen if not self._convert(name)]
+        # The order of a row's fields (`pages.RowShape`) and of the record's columns: plain
+        # fields first, then those converted.
+        self.order = [name for name in chosen if not self._convert(name)]
+        self.order += [name for name in chosen if self._convert(name)]
+        self._columns = [self.column_for[name] for name in self.order]
         self._converted = [
-            (name, self.column_for[name], convert)
-            for name in chosen
-            if (convert := self._convert(name))
+            (self.column_for[name], convert) for name in chosen if (convert := self._convert(name))
         ]
 
     def _convert(self, name: str) -> Callable[[object], object] | None:
@@ -70,16 +74,17 @@ class RecordPlan:
             return self.clock.read_instant
         return self._converters.get(self.fields[name])
 
-    def apply(self, row: Mapping[str, Any], division: int | None) -> dict[str, Any]:
-        """Build the record from the selected fields only, which also drops Exact's
-        `__metadata` and `__deferred` links. Exact sends every `$select`-ed field (null when
-        empty), so a field it leaves out is null too.
+    def apply(self, row: Any, division: int | None) -> dict[str, Any]:
+        """The record of a row: a struct with the fields of `order`, in that order
+        (`pages.RowShape`), which holds only the selected fields: no `__metadata`, no
+        `__deferred` links. Exact sends every `$select`-ed field (null when empty), so a field
+        it leaves out is null too.
         """
-        get = row.get
-        record = {column: get(name) for name, column in self._plain}
-        for name, column, convert in self._converted:
-            value = get(name)
-            record[column] = None if value is None else convert(value)
+        record = dict(zip(self._columns, astuple(row), strict=True))
+        for column, convert in self._converted:
+            value = record[column]
+            if value is not None:
+                record[column] = convert(value)
         if division is not None:
             # Many divisions share a table: the record must say which one it came from.
             record[self.division_column] = division

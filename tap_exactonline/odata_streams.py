@@ -15,6 +15,7 @@ from typing_extensions import override
 
 from tap_exactonline.client import ExactStream
 from tap_exactonline.errors import EntityRefusedError
+from tap_exactonline.pages import value_of
 from tap_exactonline.session import RunSession
 from tap_exactonline.settings import parse_moment
 
@@ -85,9 +86,7 @@ class ODataStream(ExactStream):
         return fallback
 
     @override
-    def post_process(
-        self, row: dict[str, Any], context: Context | None = None
-    ) -> dict[str, Any] | None:
+    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
         record = super().post_process(row, context)
         if self.replication_key and record is not None:
             modified = record.get(self.replication_key)
@@ -98,7 +97,7 @@ class ODataStream(ExactStream):
                     "%s: a row (%s) says it was modified on %s, in the future; the bookmark "
                     "stays at the start of this run so no later change is skipped.",
                     self.describe(self._division),
-                    ", ".join(f"{k}={row.get(k)}" for k in self.row_keys()),
+                    ", ".join(f"{k}={value_of(row, k)}" for k in self.row_keys()),
                     modified,
                 )
         return record
@@ -120,7 +119,7 @@ class ODataStream(ExactStream):
         return params
 
     @override
-    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def request_records(self, context: Context | None) -> Iterable[Any]:
         read_any = False
         try:
             for row in super().request_records(context):
@@ -159,10 +158,8 @@ class CurrentUserStream(ODataStream):
         return None  # each row says it: CurrentDivision
 
     @override
-    def post_process(
-        self, row: dict[str, Any], context: Context | None = None
-    ) -> dict[str, Any] | None:
-        return self.plan.apply(row, row.get("CurrentDivision"))
+    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
+        return self.plan.apply(row, value_of(row, "CurrentDivision"))
 
 
 class ChildReadStream(ODataStream):
@@ -231,9 +228,7 @@ class ChildReadStream(ODataStream):
         return params
 
     @override
-    def post_process(
-        self, row: dict[str, Any], context: Context | None = None
-    ) -> dict[str, Any] | None:
+    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
         record = self.plan.apply(row, self._division)
         if not self.child.link_in_row and context:
             record[self._link_column] = context["parent_id"]

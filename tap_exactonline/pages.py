@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -23,6 +23,7 @@ from tap_exactonline.odata import parse_int64
 
 _PAYLOAD_ATTRIBUTE = "_exact_payload"
 _REPAIRED_ATTRIBUTE = "_exact_repaired"
+_ROWS_ATTRIBUTE = "_exact_rows"
 _NOT_DECODED = object()
 # In JSON text: an escaped backslash (kept), a surrogate pair (kept), or a lone surrogate.
 _SURROGATE_ESCAPES = re.compile(
@@ -107,6 +108,58 @@ def odata_rows(response: requests.Response) -> list[dict[str, Any]]:
     return odata_page(response)[0]
 
 
+# A stream's page: its rows (a `RowShape`'s structs) and the `__next` link.
+Page = tuple[list[Any], str | None]
+
+
+class RowShape:
+    """The fields a stream selects, as a msgspec Struct its pages decode straight into.
+
+    Per row this skips what a dict would cost: Exact's `__metadata`, every field not asked for,
+    a hash table, and the garbage collector's attention (rows hold only JSON values, never a
+    cycle). A page in any other form (OData's V1 list, a single entity, repaired text) or one
+    that is garbled takes the general path (`odata_page`) and its rows become the same structs,
+    so everything after this sees one kind of row.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        fields = [(name, Any, None) for name in self.names]
+        self.row = msgspec.defstruct("ExactRow", fields, gc=False)
+        results = msgspec.defstruct(
+            "ODataResults",
+            [
+                ("results", list[self.row]),  # type: ignore[name-defined]
+                ("next_link", str | None, msgspec.field(default=None, name="__next")),
+            ],
+        )
+        self._decoder = msgspec.json.Decoder(msgspec.defstruct("ODataPage", [("d", results)]))
+
+    def page(self, response: requests.Response) -> Page:
+        """The rows and `__next` link of a stream's page (decoded once per response), or
+        GarbledPageError."""
+        cached = getattr(response, _ROWS_ATTRIBUTE, None)
+        if cached is not None and cached[0] is self:
+            return cached[1], cached[2]
+        try:
+            decoded: Any = self._decoder.decode(response.content)
+            rows, next_link = decoded.d.results, decoded.d.next_link or None
+        except msgspec.DecodeError:  # not the usual shape, or not valid text: the general path
+            plain_rows, next_link = odata_page(response)
+            rows = self.rows_of(plain_rows)
+        setattr(response, _ROWS_ATTRIBUTE, (self, rows, next_link))
+        return rows, next_link
+
+    def rows_of(self, plain_rows: list[dict[str, Any]]) -> list[Any]:
+        """Rows decoded as dicts (the general path) as this shape's structs."""
+        return msgspec.convert(plain_rows, list[self.row])  # type: ignore[name-defined]
+
+
+def value_of(row: object, name: str) -> Any:
+    """A field of a stream's row (a `RowShape` struct); None if it was not asked for."""
+    return getattr(row, name, None)
+
+
 def _json_kind(value: object) -> str:
     if value is None:
         return "null"
@@ -138,10 +191,12 @@ class PageGuard:
     def __init__(
         self,
         *,
+        read_page: Callable[[requests.Response], Page],
         keys: Sequence[str],
         timestamp_after: int | None = None,
         recheck_empty_first_page: bool = False,
     ) -> None:
+        self._read_page = read_page
         self._keys = list(keys)
         self._timestamp_after = timestamp_after
         self._recheck_empty_first_page = recheck_empty_first_page
@@ -153,7 +208,7 @@ class PageGuard:
 
     def check(self, response: requests.Response) -> None:
         """Raise GarbledPageError unless the page can count; on success, remember it."""
-        rows, next_link = odata_page(response)
+        rows, next_link = self._read_page(response)
         url = response.request.url if response.request is not None else response.url
         if next_link is not None and _digest(next_link) in self._links:
             raise GarbledPageError("its `__next` link leads back to a page already read", response)
@@ -176,13 +231,13 @@ class PageGuard:
             where = "in the middle of the read" if self.pages else "for a read that marks rows"
             raise GarbledPageError(f"an empty page {where}; asking once more", response)
 
-    def _check_rows(self, response: requests.Response, rows: list[dict[str, Any]]) -> None:
+    def _check_rows(self, response: requests.Response, rows: list[Any]) -> None:
         for row in rows:
-            missing = [key for key in self._keys if row.get(key) is None]
+            missing = [key for key in self._keys if value_of(row, key) is None]
             if missing:
                 raise GarbledPageError(f"a row without its key ({', '.join(missing)})", response)
         if self._timestamp_after is not None:
-            stamps = [parse_int64(row.get("Timestamp")) for row in rows]
+            stamps = [parse_int64(value_of(row, "Timestamp")) for row in rows]
             whole = [stamp for stamp in stamps if isinstance(stamp, int)]
             if len(whole) != len(stamps):
                 raise GarbledPageError("a row without a whole-number Timestamp", response)
@@ -200,14 +255,15 @@ class PageGuard:
                 )
             self._timestamp_after = max(whole)
             return
-        digest = _digest(*(tuple(row.get(key) for key in self._keys) for row in rows))
+        digest = _digest(*(tuple(value_of(row, key) for key in self._keys) for row in rows))
         if digest in self._pages:
             raise GarbledPageError("the same rows as a page already read", response)
         self._pages.add(digest)
 
 
-def rows_with_replacements(rows: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+def rows_with_replacements(rows: Iterable[Any]) -> Iterable[Any]:
     """Rows of a repaired page that carry U+FFFD (text Exact sent that was not valid)."""
     for row in rows:
-        if any(isinstance(value, str) and "\ufffd" in value for value in row.values()):
+        values = msgspec.structs.astuple(row)
+        if any(isinstance(value, str) and "\ufffd" in value for value in values):
             yield row

@@ -72,6 +72,7 @@ class RunSession:
         state: dict[str, Any],
         write_state: Callable[[], None],
         write_message: Callable[[Any], None],
+        flush_output: Callable[[], None],
         logger: logging.Logger,
         streams: Callable[[], Mapping[str, SessionStream]],
         input_catalog: Callable[[], Catalog | None],
@@ -80,6 +81,7 @@ class RunSession:
         self.state = state  # the dict the SDK emits whole: top-level keys of ours included
         self._write_state = write_state
         self.write_message = write_message  # a Singer message to the target (tombstones)
+        self.flush_output = flush_output  # records held back go out (before a wait for Exact)
         self.logger = logger
         self.streams = streams
         self.input_catalog = input_catalog

@@ -20,7 +20,7 @@ from typing_extensions import override
 from tap_exactonline.catalog import SOFT_DELETE_COLUMN
 from tap_exactonline.client import ODATA_SAFE, ExactStream
 from tap_exactonline.odata import parse_int64
-from tap_exactonline.pages import IMPOSSIBLE_TIMESTAMP, PageGuard, odata_rows
+from tap_exactonline.pages import IMPOSSIBLE_TIMESTAMP, PageGuard, odata_rows, value_of
 from tap_exactonline.session import RunSession
 
 FIRST_SYNC_TIMESTAMP = 1
@@ -167,7 +167,7 @@ class SyncStream(ExactStream):
         return max(first - 1, FIRST_SYNC_TIMESTAMP)
 
     @override
-    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def request_records(self, context: Context | None) -> Iterable[Any]:
         # Worked out once per partition: it may cost a SyncTimestamp call.
         self._start = self.starting_timestamp(context)
         if self._start != NO_ROWS_TIMESTAMP:  # else nothing changed since start_date
@@ -184,20 +184,21 @@ class SyncStream(ExactStream):
         # Every row must be above the Timestamp the read asked after, and each page above the
         # last; a resync believes an empty first page only when Exact says so twice.
         return PageGuard(
+            read_page=self.read_page,
             keys=self.row_keys(),
             timestamp_after=self._start or FIRST_SYNC_TIMESTAMP,
             recheck_empty_first_page=self.resync,
         )
 
     @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+    def parse_response(self, response: requests.Response) -> Iterable[Any]:
         rows = list(super().parse_response(response))
         rows.sort(key=_row_timestamp)
         return rows
 
 
-def _row_timestamp(row: dict[str, Any]) -> int:
-    value = parse_int64(row.get("Timestamp"))
+def _row_timestamp(row: object) -> int:
+    value = parse_int64(value_of(row, "Timestamp"))
     return value if isinstance(value, int) else 0
 
 

@@ -10,7 +10,6 @@ from typing import IO, Any, ClassVar, NoReturn, cast
 
 import click
 from singer_sdk import Stream
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
@@ -19,6 +18,7 @@ from typing_extensions import override
 from tap_exactonline.catalog import parse_stream_api, stream_specs
 from tap_exactonline.client import ExactStream
 from tap_exactonline.logs import quiet_sdk_detail
+from tap_exactonline.output import BatchingWriter
 from tap_exactonline.redact import install_scrubbing
 from tap_exactonline.sdk_compat import CompatTap, ConfigInput
 from tap_exactonline.session import RunSession
@@ -48,7 +48,8 @@ class TapExactOnline(CompatTap):
 
     name = "tap-exactonline"
     package_name = "tap-exactonline-rest"  # the distribution's name (`--about`, version)
-    message_writer_class = MsgSpecWriter
+    message_writer_class = BatchingWriter
+    message_writer: BatchingWriter
     config_jsonschema = SETTINGS_SCHEMA
     # BATCH is left out: no test shows a batch run loading (records come from our own path).
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
@@ -78,6 +79,7 @@ class TapExactOnline(CompatTap):
             state=self.mutable_state,
             write_state=lambda: self.state_writer.write_state(self.state),
             write_message=self.write_message,
+            flush_output=self.message_writer.flush,
             logger=self.logger,
             streams=lambda: cast("dict[str, ExactStream]", self.streams),
             input_catalog=lambda: self.input_catalog,
@@ -130,6 +132,7 @@ class TapExactOnline(CompatTap):
         try:
             tap.sync_all()
         finally:
+            tap.message_writer.flush()
             report = tap.session.report
             report.tell_not_due(
                 float(tap.config.get("full_table_interval", DEFAULT_FULL_TABLE_HOURS))

@@ -32,6 +32,9 @@ import psycopg
 import pytest
 import yaml
 
+from tap_exactonline.odata import RecordPlan
+from tap_exactonline.pages import RowShape
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # the venv running pytest (uv: /work/main/.venv)
 MELTANO = VENV_BIN / "meltano"
@@ -301,3 +304,10 @@ def meltano_project(tmp_path: Path, meltano_plugins: Path) -> Path:
     (project / ".meltano").mkdir()
     (project / ".meltano" / "loaders").symlink_to(meltano_plugins, target_is_directory=True)
     return project
+
+
+def record_of(plan: RecordPlan, row: Mapping[str, Any], division: int | None) -> dict[str, Any]:
+    """The record a stream makes of `row` (as decoded into a dict): the row becomes the struct
+    of the stream's `RowShape`, then the plan builds the record, as on every page."""
+    [struct] = RowShape(plan.order).rows_of([dict(row)])
+    return plan.apply(struct, division)

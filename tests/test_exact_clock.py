@@ -16,6 +16,7 @@ import pytest
 
 from tap_exactonline.exact_clock import ExactClock
 from tap_exactonline.odata import RecordPlan
+from tests.conftest import record_of
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 NAIVE_EPOCH = datetime(1970, 1, 1)
@@ -74,7 +75,7 @@ def test_a_date_keeps_its_day_but_an_audit_stamp_is_an_instant(day):
     instant = day.replace(tzinfo=AMSTERDAM).astimezone(timezone.utc)
     assert CLOCK.read_instant(raw) == instant.isoformat()
     plan = RecordPlan({"InvoiceDate": "Edm.DateTime", "Modified": "Edm.DateTime"}, rename=True)
-    record = plan.apply({"InvoiceDate": raw, "Modified": raw}, 1)
+    record = record_of(plan, {"InvoiceDate": raw, "Modified": raw}, 1)
     assert record["invoice_date"].startswith(day.date().isoformat() + "T00:00:00")
     assert datetime.fromisoformat(record["modified"]) == instant
 

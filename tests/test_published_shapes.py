@@ -22,6 +22,7 @@ from tap_exactonline.catalog import load_catalog
 from tap_exactonline.exact_clock import ExactClock
 from tap_exactonline.odata import RecordPlan
 from tap_exactonline.pages import odata_rows
+from tests.conftest import record_of
 from tests.tap_runner import TapRun, fake_config, run_tap, state_tokens
 
 CATALOG = load_catalog()
@@ -180,7 +181,7 @@ def test_a_single_entity_with_expanded_lines_fits_the_stream_schema():
     # The .NET client's fixture is the standard endpoint, which `stream_api` can choose.
     plan, schema = plan_and_schema("sales_invoices", "standard")
     [row] = odata_rows(_Response(sales_invoice_object()))
-    record = plan.apply(row, DIVISION)
+    record = record_of(plan, row, DIVISION)
     assert_valid(record, schema)
     assert record["invoice_date"] == "2012-10-26T00:00:00+00:00"
     assert record["due_date"] == "2012-10-26T00:00:00+00:00"
@@ -207,7 +208,7 @@ def test_d_as_a_plain_array_is_a_page_of_rows():
     rows = list(odata_rows(_Response(body)))
     assert [row["Code"].strip() for row in rows] == ["1", "2"]
     for row in rows:
-        assert_valid(plan.apply(row, DIVISION), schema)
+        assert_valid(record_of(plan, row, DIVISION), schema)
 
 
 # --- error bodies and headers -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from tap_exactonline.http import ExactHttp, RateLimiter, division_of
 from tap_exactonline.odata import RecordPlan, snake_case
 from tap_exactonline.token_stores.file import FileTokenStore
 from tap_exactonline.tokens import AuthorizationRequiredError, TokenSet, choose_tokens, fingerprint
+from tests.conftest import record_of
 
 # --- values and names -------------------------------------------------------------------------
 
@@ -61,7 +62,7 @@ def test_record_plan_drops_odata_noise_and_converts_types():
         "BankAccounts": {"__deferred": {"uri": "y"}},
         "NotInCatalog": 1,
     }
-    assert plan.apply(row, 1001) == {
+    assert record_of(plan, row, 1001) == {
         "id": "71b961de-b9f3-49fe-883d-0f46c7e0e89b",
         "timestamp": 123456789012,
         "modified": "1969-12-31T23:00:00+00:00",  # Exact's clock: Amsterdam, UTC+1
@@ -69,7 +70,10 @@ def test_record_plan_drops_odata_noise_and_converts_types():
         "division": 1001,
     }
     original = RecordPlan({"AmountDC": "Edm.Double", "Division": "Edm.Int32"}, rename=False)
-    assert original.apply({"AmountDC": 1.5, "Division": 7}, 7) == {"AmountDC": 1.5, "Division": 7}
+    assert record_of(original, {"AmountDC": 1.5, "Division": 7}, 7) == {
+        "AmountDC": 1.5,
+        "Division": 7,
+    }
 
 
 def test_no_two_fields_of_a_stream_collide_after_renaming():
@@ -417,7 +421,7 @@ def test_non_json_success_body_is_retriable():
     time = FakeTime()
     http = _http(time)
     with pytest.raises(RetriableAPIError):
-        http.check(_response(200, b"<html>maintenance</html>"), "test")
+        http.accept(_response(200, b"<html>maintenance</html>"), "test")
     with pytest.raises(UnauthorizedError):
         http.check(_response(401), "test")
 
