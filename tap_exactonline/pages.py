@@ -144,7 +144,7 @@ class RowShape:
         try:
             decoded: Any = self._decoder.decode(response.content)
             rows, next_link = decoded.d.results, decoded.d.next_link or None
-        except msgspec.DecodeError:  # not the usual shape, or not valid text: the general path
+        except (msgspec.DecodeError, UnicodeDecodeError):  # another form or bad text: general path
             plain_rows, next_link = odata_page(response)
             rows = self.rows_of(plain_rows)
         setattr(response, _ROWS_ATTRIBUTE, (self, rows, next_link))
