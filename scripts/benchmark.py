@@ -1,7 +1,8 @@
 """Measure the tap alone against the fake Exact server: records/s, API calls per 1,000 rows,
 memory, and CPU per record side by side with a baseline.
 
-Usage: uv run python scripts/benchmark.py [ROWS ...]     (default: 100000 300000)
+Usage: uv run python scripts/benchmark.py [ROWS ...] [--repeat N]
+       (default: 100000 300000, 3 runs of each)
 
 The fake server runs in its own process with rate limits lifted (the tap's speed, not Exact's
 60 calls/minute, is what is measured). The baseline (scripts/baseline_tap.py) is a minimal
@@ -11,6 +12,7 @@ ratio of the two CPU figures is what to compare between machines and runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -96,7 +98,15 @@ def baseline_cpu_us(work: Path, schema: bytes, sample: list[bytes], rows: int) -
     return (usage.ru_utime + usage.ru_stime) / records * 1e6
 
 
-def run_once(rows: int) -> dict[str, float]:
+def fake_stats(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{url}/_fake/stats") as response:
+        stats: dict[str, int] = json.load(response)
+    return stats
+
+
+def measure(rows: int, repeat: int) -> list[dict[str, float]]:
+    """`repeat` runs of the tap on `rows` rows, each followed by the baseline, so that both see
+    the machine in the same mood; one fake server and one discovery for all of them."""
     server, url = spawn_fake_exact(
         "--divisions",
         str(DIVISION),
@@ -109,6 +119,7 @@ def run_once(rows: int) -> dict[str, float]:
         "--daily-limit",
         "1000000",
     )
+    results = []
     try:
         with tempfile.TemporaryDirectory() as directory:
             work = Path(directory)
@@ -118,61 +129,87 @@ def run_once(rows: int) -> dict[str, float]:
                 "refresh_token": "fake-initial-refresh-token",
                 "base_url": url,
                 "divisions": [DIVISION],
+                # Each run refreshes the token: the store hands the rotated one to the next.
+                "token_store": str(work / "tokens.json"),
             }
             config_path = work / "config.json"
             config_path.write_text(json.dumps(config))
             catalog_path = selected_catalog(config_path, work)
-            started = time.perf_counter()
-            tap = subprocess.Popen(
-                ["tap-exactonline", "--config", str(config_path), "--catalog", str(catalog_path)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=installed_env(work),
-            )
-            records, schema, sample = read_output(tap.stdout)
-            _, status, usage = os.wait4(tap.pid, 0)
-            elapsed = time.perf_counter() - started
-            if status != 0:
-                raise SystemExit(f"tap failed with status {status}")
-            baseline = baseline_cpu_us(work, schema, sample, rows)
-        with urllib.request.urlopen(f"{url}/_fake/stats") as response:
-            stats = json.load(response)
+            for _ in range(repeat):
+                calls_before = fake_stats(url)["data_calls"]
+                started = time.perf_counter()
+                tap = subprocess.Popen(
+                    [
+                        "tap-exactonline",
+                        "--config",
+                        str(config_path),
+                        "--catalog",
+                        str(catalog_path),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=installed_env(work),
+                )
+                records, schema, sample = read_output(tap.stdout)
+                _, status, usage = os.wait4(tap.pid, 0)
+                elapsed = time.perf_counter() - started
+                if status != 0:
+                    raise SystemExit(f"tap failed with status {status}")
+                if records != rows:
+                    raise SystemExit(f"expected {rows} records, the tap emitted {records}")
+                calls = fake_stats(url)["data_calls"] - calls_before
+                cpu = (usage.ru_utime + usage.ru_stime) / records * 1e6
+                baseline = baseline_cpu_us(work, schema, sample, rows)
+                results.append(
+                    {
+                        "records_per_second": records / elapsed,
+                        "calls_per_1000_rows": calls / rows * 1000,
+                        "minimum_calls_per_1000_rows": math.ceil(rows / 1000) / rows * 1000,
+                        "peak_memory_mib": usage.ru_maxrss / 1024,
+                        "cpu_us_per_record": cpu,
+                        "baseline_cpu_us_per_record": baseline,
+                        "ratio": cpu / baseline,
+                    }
+                )
     finally:
         server.terminate()
         server.wait()
-    cpu = (usage.ru_utime + usage.ru_stime) / max(records, 1) * 1e6
-    return {
-        "rows": rows,
-        "records": records,
-        "seconds": elapsed,
-        "records_per_second": records / elapsed,
-        "calls_per_1000_rows": stats["data_calls"] / rows * 1000,
-        "minimum_calls_per_1000_rows": math.ceil(rows / 1000) / rows * 1000,
-        "peak_memory_mib": usage.ru_maxrss / 1024,
-        "user_cpu_seconds": usage.ru_utime,
-        "cpu_us_per_record": cpu,
-        "baseline_cpu_us_per_record": baseline,
-    }
+    return results
+
+
+def spread(results: list[dict[str, float]], key: str, digits: int) -> str:
+    values = sorted(result[key] for result in results)
+    low, high = f"{values[0]:.{digits}f}", f"{values[-1]:.{digits}f}"
+    return low if low == high else f"{low}-{high}"
 
 
 def main() -> None:
-    sizes = [int(arg) for arg in sys.argv[1:]] or [100_000, 300_000]
-    print(
-        f"{'rows':>8} {'records/s':>10} {'calls/1k rows':>14} {'minimum':>8} {'peak MiB':>9} "
-        f"{'tap us/rec':>11} {'baseline us/rec':>16} {'ratio':>6}"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rows", nargs="*", type=int, default=[100_000, 300_000])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per size (default 3)")
+    arguments = parser.parse_args()
+    columns = (
+        ("records/s", "records_per_second", 0),
+        ("calls/1k rows", "calls_per_1000_rows", 3),
+        ("minimum", "minimum_calls_per_1000_rows", 3),
+        ("peak MiB", "peak_memory_mib", 1),
+        ("tap us/rec", "cpu_us_per_record", 1),
+        ("baseline us/rec", "baseline_cpu_us_per_record", 1),
+        ("ratio", "ratio", 2),
     )
-    for rows in sizes:
-        result = run_once(rows)
-        if result["records"] != rows:
-            raise SystemExit(f"expected {rows} records, the tap emitted {result['records']}")
-        ratio = result["cpu_us_per_record"] / result["baseline_cpu_us_per_record"]
-        print(
-            f"{rows:>8} {result['records_per_second']:>10.0f} "
-            f"{result['calls_per_1000_rows']:>14.3f} {result['minimum_calls_per_1000_rows']:>8.3f} "
-            f"{result['peak_memory_mib']:>9.1f} {result['cpu_us_per_record']:>11.1f} "
-            f"{result['baseline_cpu_us_per_record']:>16.1f} {ratio:>6.2f}",
-            flush=True,
-        )
+    print(f"{'rows':>8} {'run':>5} " + " ".join(f"{title:>15}" for title, _, _ in columns))
+    summaries = []
+    for rows in arguments.rows:
+        results = []
+        for run, result in enumerate(measure(rows, arguments.repeat), start=1):
+            results.append(result)
+            figures = " ".join(f"{result[key]:>15.{digits}f}" for _, key, digits in columns)
+            print(f"{rows:>8} {run:>5} {figures}", flush=True)
+        summaries.append((rows, results))
+    print(f"\nlowest-highest over {arguments.repeat} runs:")
+    for rows, results in summaries:
+        figures = " ".join(f"{spread(results, key, digits):>15}" for _, key, digits in columns)
+        print(f"{rows:>8} {'all':>5} {figures}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from msgspec.structs import astuple
+from msgspec.structs import asdict
 
 from tap_exactonline.exact_clock import INSTANT_FIELDS, ExactClock
 
@@ -61,10 +61,10 @@ class RecordPlan:
         chosen = [name for name in dict.fromkeys(names) if name in self.fields]
         self.selected = chosen
         # The order of a row's fields (`pages.RowShape`) and of the record's columns: plain
-        # fields first, then those converted.
+        # fields first, then those converted; `columns` are the row struct's attribute names.
         self.order = [name for name in chosen if not self._convert(name)]
         self.order += [name for name in chosen if self._convert(name)]
-        self._columns = [self.column_for[name] for name in self.order]
+        self.columns = [self.column_for[name] for name in self.order]
         self._converted = [
             (self.column_for[name], convert) for name in chosen if (convert := self._convert(name))
         ]
@@ -75,12 +75,12 @@ class RecordPlan:
         return self._converters.get(self.fields[name])
 
     def apply(self, row: Any, division: int | None) -> dict[str, Any]:
-        """The record of a row: a struct with the fields of `order`, in that order
-        (`pages.RowShape`), which holds only the selected fields: no `__metadata`, no
-        `__deferred` links. Exact sends every `$select`-ed field (null when empty), so a field
-        it leaves out is null too.
+        """The record of a row: a struct of `RowShape(plan.order, plan.columns)`, whose
+        attributes are the record's columns, in order, and which holds only the selected fields:
+        no `__metadata`, no `__deferred` links. Exact sends every `$select`-ed field (null when
+        empty), so a field it leaves out is null too.
         """
-        record = dict(zip(self._columns, astuple(row), strict=True))
+        record = asdict(row)
         for column, convert in self._converted:
             value = record[column]
             if value is not None:

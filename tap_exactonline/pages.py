@@ -24,6 +24,8 @@ from tap_exactonline.odata import parse_int64
 _PAYLOAD_ATTRIBUTE = "_exact_payload"
 _REPAIRED_ATTRIBUTE = "_exact_repaired"
 _ROWS_ATTRIBUTE = "_exact_rows"
+# On a row struct's class: Exact's field names -> the struct's attribute names.
+_ATTRIBUTES = "_exact_attributes"
 _NOT_DECODED = object()
 # In JSON text: an escaped backslash (kept), a surrogate pair (kept), or a lone surrogate.
 _SURROGATE_ESCAPES = re.compile(
@@ -122,10 +124,17 @@ class RowShape:
     so everything after this sees one kind of row.
     """
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], attributes: Sequence[str] | None = None) -> None:
+        """`names`: Exact's field names; `attributes`: what the struct calls them (the record's
+        column names, so `msgspec.structs.asdict` gives the record's columns at C speed)."""
         self.names = tuple(names)
-        fields = [(name, Any, None) for name in self.names]
-        self.row = msgspec.defstruct("ExactRow", fields, gc=False)
+        attributes = tuple(attributes or names)
+        fields = [
+            (attribute, Any, msgspec.field(default=None, name=name))
+            for attribute, name in zip(attributes, self.names, strict=True)
+        ]
+        namespace = {_ATTRIBUTES: dict(zip(self.names, attributes, strict=True))}
+        self.row = msgspec.defstruct("ExactRow", fields, gc=False, namespace=namespace)
         results = msgspec.defstruct(
             "ODataResults",
             [
@@ -156,8 +165,9 @@ class RowShape:
 
 
 def value_of(row: object, name: str) -> Any:
-    """A field of a stream's row (a `RowShape` struct); None if it was not asked for."""
-    return getattr(row, name, None)
+    """The Exact field `name` of a stream's row (a `RowShape` struct); None if not asked for."""
+    attribute = getattr(row, _ATTRIBUTES).get(name)
+    return None if attribute is None else getattr(row, attribute)
 
 
 def _json_kind(value: object) -> str:

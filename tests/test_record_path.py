@@ -131,7 +131,7 @@ def every_spec() -> list[EntitySpec]:
 
 
 def stream_records(plan: RecordPlan, response: requests.Response) -> list[dict[str, Any]]:
-    rows, _ = RowShape(plan.order).page(response)
+    rows, _ = RowShape(plan.order, plan.columns).page(response)
     return [plan.apply(row, DIVISION) for row in rows]
 
 
@@ -165,7 +165,7 @@ def test_a_usual_page_never_takes_the_general_path(monkeypatch):
 
     monkeypatch.setattr(pages, "odata_page", general_path)
     body = {"d": {"results": exact_rows(spec), "__next": "https://start.exactonline.nl/next"}}
-    rows, next_link = RowShape(plan.order).page(response_of(body))
+    rows, next_link = RowShape(plan.order, plan.columns).page(response_of(body))
     assert len(rows) == ROWS
     assert next_link == "https://start.exactonline.nl/next"
 
@@ -182,18 +182,21 @@ def test_other_page_forms_give_the_same_records(wrap):
     plan = RecordPlan(spec.record_fields, rename=True)
     rows = exact_rows(spec)
     expected = [record_of(plan, row, DIVISION) for row in rows]
-    got_rows, next_link = RowShape(plan.order).page(response_of(wrap(rows)))
+    got_rows, next_link = RowShape(plan.order, plan.columns).page(response_of(wrap(rows)))
     assert [plan.apply(row, DIVISION) for row in got_rows] == expected
     assert next_link is None
 
 
-def test_a_page_with_text_that_is_not_utf8_still_gives_its_rows():
+@pytest.mark.parametrize(
+    "bad", [b"bad \\ud800 text", b"bad \xff text"], ids=["lone-surrogate", "invalid-utf8"]
+)
+def test_a_page_with_text_that_is_not_utf8_still_gives_its_rows(bad: bytes):
     spec = load_catalog()["accounts"]
     plan = RecordPlan(spec.record_fields, rename=True)
     rows = exact_rows(spec)
     rows[0]["Name"] = "SURROGATE"
     response = response_of({"d": {"results": rows}})
-    response._content = response.content.replace(b"SURROGATE", b"bad \\ud800 text")
-    got, _ = RowShape(plan.order).page(response)
+    response._content = response.content.replace(b"SURROGATE", bad)
+    got, _ = RowShape(plan.order, plan.columns).page(response)
     assert plan.apply(got[0], DIVISION)["name"] == "bad \ufffd text"
     assert pages.was_repaired(response)
