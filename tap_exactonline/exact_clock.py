@@ -99,16 +99,16 @@ class ExactClock:
         if not isinstance(value, str) or not value.startswith("/Date(") or not value.endswith(")/"):
             return value
         number = value[6:-2]
-        if number.isascii() and number.isdigit():  # the usual form, read without a search
-            ms = int(number)
-            has_offset = False
-        else:
-            sign_at = max(number.rfind("+"), number.rfind("-"))
-            has_offset = sign_at > 0  # an offset suffix, not a leading minus
-            try:
+        has_offset = False
+        try:
+            if number.isascii() and number.isdigit():  # the usual form, read without a search
+                ms = int(number)
+            else:
+                sign_at = max(number.rfind("+"), number.rfind("-"))
+                has_offset = sign_at > 0  # an offset suffix, not a leading minus
                 ms = int(number[:sign_at] if has_offset else number)
-            except ValueError:
-                return value
+        except ValueError:  # not a number, or longer than Python reads (4,300 digits)
+            return value
         if not _FIRST_REAL_MS <= ms < _LAST_REAL_MS:
             return _format(ms)  # a sentinel: as Exact wrote it
         wall_ms = self.wall_ms_of_instant(ms) if has_offset else ms

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import backoff
+import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseHATEOASPaginator
@@ -262,7 +263,7 @@ class ExactHttp:
             if validate is not None:
                 raise  # the validator names the read itself
             raise GarbledPageError(f"{what}: {garbled}", response) from None
-        except ValueError:  # msgspec.DecodeError, UnicodeDecodeError
+        except (msgspec.DecodeError, UnicodeDecodeError):
             # A proxy or maintenance page, or a cut-off answer: transient by nature.
             raise RetriableAPIError(
                 f"{what}: HTTP {response.status_code} with {self._text(response)}", response

@@ -129,6 +129,10 @@ class RowShape:
         column names, so `msgspec.structs.asdict` gives the record's columns at C speed)."""
         self.names = tuple(names)
         attributes = tuple(attributes or names)
+        unusable = [a for a in attributes if not a.isidentifier() or a.startswith("_")]
+        if unusable or len(set(attributes)) < len(attributes):
+            # A catalog change would otherwise merge two columns or fail deep inside msgspec.
+            raise ValueError(f"columns a row struct cannot hold: {unusable or 'duplicates'}")
         fields = [
             (attribute, Any, msgspec.field(default=None, name=name))
             for attribute, name in zip(attributes, self.names, strict=True)

@@ -130,7 +130,7 @@ class TapExactOnline(CompatTap):
         # triggers no longer walk it again and again.
         gc.freeze()
         try:
-            tap.sync_all()
+            tap.sync_all()  # final in the SDK: the last batch of RECORD lines is flushed here
         finally:
             tap.message_writer.flush()
             report = tap.session.report

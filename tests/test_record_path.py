@@ -200,3 +200,13 @@ def test_a_page_with_text_that_is_not_utf8_still_gives_its_rows(bad: bytes):
     got, _ = RowShape(plan.order, plan.columns).page(response)
     assert plan.apply(got[0], DIVISION)["name"] == "bad \ufffd text"
     assert pages.was_repaired(response)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [["id", "id"], ["id", "not a name"], ["id", "_exact_attributes"]],
+    ids=["duplicate", "not-an-identifier", "private"],
+)
+def test_columns_a_row_struct_cannot_hold_are_refused_by_name(columns: list[str]):
+    with pytest.raises(ValueError, match="columns a row struct cannot hold"):
+        RowShape(["ID", "Name"], columns)
