@@ -198,7 +198,7 @@ class ExactStream(CompatStream):
     def row_shape(self) -> RowShape:
         """The selected fields, as the struct this stream's pages decode into."""
         self.plan.select(self.selected_fields)
-        return RowShape(self.plan.order, self.plan.columns)
+        return RowShape(self.plan)
 
     def read_page(self, response: requests.Response) -> tuple[list[Any], str | None]:
         """A page's rows (structs of `row_shape`) and its `__next` link."""

@@ -24,7 +24,6 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import backoff
-import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseHATEOASPaginator
@@ -42,7 +41,7 @@ from tap_exactonline.errors import (
     exact_error_text,
     refusal_reason,
 )
-from tap_exactonline.pages import GarbledPageError, Page, odata_page
+from tap_exactonline.pages import UNDECODABLE, GarbledPageError, Page, odata_page
 from tap_exactonline.redact import scrub
 
 LOGGER = logging.getLogger("tap_exactonline.http")
@@ -263,7 +262,7 @@ class ExactHttp:
             if validate is not None:
                 raise  # the validator names the read itself
             raise GarbledPageError(f"{what}: {garbled}", response) from None
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except UNDECODABLE:
             # A proxy or maintenance page, or a cut-off answer: transient by nature.
             raise RetriableAPIError(
                 f"{what}: HTTP {response.status_code} with {self._text(response)}", response

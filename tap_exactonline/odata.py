@@ -75,10 +75,10 @@ class RecordPlan:
         return self._converters.get(self.fields[name])
 
     def apply(self, row: Any, division: int | None) -> dict[str, Any]:
-        """The record of a row: a struct of `RowShape(plan.order, plan.columns)`, whose
-        attributes are the record's columns, in order, and which holds only the selected fields:
-        no `__metadata`, no `__deferred` links. Exact sends every `$select`-ed field (null when
-        empty), so a field it leaves out is null too.
+        """The record of a row: a struct of `RowShape(plan)`, whose attributes are the record's
+        columns, in order, and which holds only the selected fields: no `__metadata`, no
+        `__deferred` links. Exact sends every `$select`-ed field (null when empty), so a field
+        it leaves out is null too.
         """
         record = asdict(row)
         for column, convert in self._converted:

@@ -19,7 +19,7 @@ import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_exactonline.odata import parse_int64
+from tap_exactonline.odata import RecordPlan, parse_int64
 
 _PAYLOAD_ATTRIBUTE = "_exact_payload"
 _REPAIRED_ATTRIBUTE = "_exact_repaired"
@@ -27,6 +27,8 @@ _ROWS_ATTRIBUTE = "_exact_rows"
 # On a row struct's class: Exact's field names -> the struct's attribute names.
 _ATTRIBUTES = "_exact_attributes"
 _NOT_DECODED = object()
+# What decoding a body that is not JSON text raises (a proxy page, a cut-off answer, bad bytes).
+UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError)
 # In JSON text: an escaped backslash (kept), a surrogate pair (kept), or a lone surrogate.
 _SURROGATE_ESCAPES = re.compile(
     r"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
@@ -59,7 +61,7 @@ def payload_of(response: requests.Response) -> Any:
     if payload is _NOT_DECODED:
         try:
             payload = msgspec.json.decode(response.content)
-        except (msgspec.DecodeError, UnicodeDecodeError) as undecodable:
+        except UNDECODABLE as undecodable:
             text = response.content.decode("utf-8", "replace")
             try:
                 payload = msgspec.json.decode(
@@ -124,20 +126,19 @@ class RowShape:
     so everything after this sees one kind of row.
     """
 
-    def __init__(self, names: Sequence[str], attributes: Sequence[str] | None = None) -> None:
-        """`names`: Exact's field names; `attributes`: what the struct calls them (the record's
-        column names, so `msgspec.structs.asdict` gives the record's columns at C speed)."""
-        self.names = tuple(names)
-        attributes = tuple(attributes or names)
-        unusable = [a for a in attributes if not a.isidentifier() or a.startswith("_")]
-        if unusable or len(set(attributes)) < len(attributes):
+    def __init__(self, plan: RecordPlan) -> None:
+        """The struct carries Exact's names on the wire and the plan's column names as its
+        attributes, so `msgspec.structs.asdict` gives the record's columns at C speed."""
+        names, columns = plan.order, plan.columns
+        unusable = [column for column in columns if not column.isidentifier() or column[0] == "_"]
+        if unusable or len(set(columns)) < len(columns):
             # A catalog change would otherwise merge two columns or fail deep inside msgspec.
             raise ValueError(f"columns a row struct cannot hold: {unusable or 'duplicates'}")
         fields = [
-            (attribute, Any, msgspec.field(default=None, name=name))
-            for attribute, name in zip(attributes, self.names, strict=True)
+            (column, Any, msgspec.field(default=None, name=name))
+            for column, name in zip(columns, names, strict=True)
         ]
-        namespace = {_ATTRIBUTES: dict(zip(self.names, attributes, strict=True))}
+        namespace = {_ATTRIBUTES: dict(zip(names, columns, strict=True))}
         self.row = msgspec.defstruct("ExactRow", fields, gc=False, namespace=namespace)
         results = msgspec.defstruct(
             "ODataResults",
@@ -157,7 +158,7 @@ class RowShape:
         try:
             decoded: Any = self._decoder.decode(response.content)
             rows, next_link = decoded.d.results, decoded.d.next_link or None
-        except (msgspec.DecodeError, UnicodeDecodeError):  # another form or bad text: general path
+        except UNDECODABLE:  # another form, or text that is not valid: the general path
             plain_rows, next_link = odata_page(response)
             rows = self.rows_of(plain_rows)
         setattr(response, _ROWS_ATTRIBUTE, (self, rows, next_link))

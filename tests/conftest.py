@@ -309,5 +309,5 @@ def meltano_project(tmp_path: Path, meltano_plugins: Path) -> Path:
 def record_of(plan: RecordPlan, row: Mapping[str, Any], division: int | None) -> dict[str, Any]:
     """The record a stream makes of `row` (as decoded into a dict): the row becomes the struct
     of the stream's `RowShape`, then the plan builds the record, as on every page."""
-    [struct] = RowShape(plan.order, plan.columns).rows_of([dict(row)])
+    [struct] = RowShape(plan).rows_of([dict(row)])
     return plan.apply(struct, division)

@@ -131,7 +131,7 @@ def every_spec() -> list[EntitySpec]:
 
 
 def stream_records(plan: RecordPlan, response: requests.Response) -> list[dict[str, Any]]:
-    rows, _ = RowShape(plan.order, plan.columns).page(response)
+    rows, _ = RowShape(plan).page(response)
     return [plan.apply(row, DIVISION) for row in rows]
 
 
@@ -165,7 +165,7 @@ def test_a_usual_page_never_takes_the_general_path(monkeypatch):
 
     monkeypatch.setattr(pages, "odata_page", general_path)
     body = {"d": {"results": exact_rows(spec), "__next": "https://start.exactonline.nl/next"}}
-    rows, next_link = RowShape(plan.order, plan.columns).page(response_of(body))
+    rows, next_link = RowShape(plan).page(response_of(body))
     assert len(rows) == ROWS
     assert next_link == "https://start.exactonline.nl/next"
 
@@ -182,7 +182,7 @@ def test_other_page_forms_give_the_same_records(wrap):
     plan = RecordPlan(spec.record_fields, rename=True)
     rows = exact_rows(spec)
     expected = [record_of(plan, row, DIVISION) for row in rows]
-    got_rows, next_link = RowShape(plan.order, plan.columns).page(response_of(wrap(rows)))
+    got_rows, next_link = RowShape(plan).page(response_of(wrap(rows)))
     assert [plan.apply(row, DIVISION) for row in got_rows] == expected
     assert next_link is None
 
@@ -197,16 +197,20 @@ def test_a_page_with_text_that_is_not_utf8_still_gives_its_rows(bad: bytes):
     rows[0]["Name"] = "SURROGATE"
     response = response_of({"d": {"results": rows}})
     response._content = response.content.replace(b"SURROGATE", bad)
-    got, _ = RowShape(plan.order, plan.columns).page(response)
+    got, _ = RowShape(plan).page(response)
     assert plan.apply(got[0], DIVISION)["name"] == "bad \ufffd text"
     assert pages.was_repaired(response)
 
 
 @pytest.mark.parametrize(
-    "columns",
-    [["id", "id"], ["id", "not a name"], ["id", "_exact_attributes"]],
+    ("fields", "rename"),
+    [
+        ({"ID": "Edm.Guid", "Id": "Edm.Guid"}, True),  # both become `id`
+        ({"ID": "Edm.Guid", "Not a name": "Edm.String"}, False),
+        ({"ID": "Edm.Guid", "_exact_attributes": "Edm.String"}, False),
+    ],
     ids=["duplicate", "not-an-identifier", "private"],
 )
-def test_columns_a_row_struct_cannot_hold_are_refused_by_name(columns: list[str]):
+def test_columns_a_row_struct_cannot_hold_are_refused_by_name(fields: dict[str, str], rename):
     with pytest.raises(ValueError, match="columns a row struct cannot hold"):
-        RowShape(["ID", "Name"], columns)
+        RowShape(RecordPlan(fields, rename=rename))
