@@ -213,7 +213,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
             return  # Exact would refuse the refresh; the current token still works
         # From the POST until the answer is saved, SIGTERM waits: Exact spends the old
         # refresh token as it answers.
-        with GUARD.hold():
+        with GUARD.hold("a refreshed Exact token is being saved"):
             response = self._post_refresh(current.refresh_token)
             self._clock.observe(response.headers)
             now = self._clock()

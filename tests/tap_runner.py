@@ -124,6 +124,23 @@ def run_tap(
     return TapRun(result.returncode, result.stdout, result.stderr, parse_messages(result.stdout))
 
 
+def start_tap(
+    work: Path, config: dict[str, Any], streams: set[str], *, text: bool = True
+) -> subprocess.Popen[Any]:
+    """Start one sync with the given streams selected, its output on pipes (for a test that
+    reads while the tap runs, or signals it)."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.json").write_text(json.dumps(config))
+    catalog = select(discover(work / "config.json"), streams)
+    (work / "catalog.json").write_text(json.dumps(catalog))
+    return subprocess.Popen(
+        [TAP, "--config", str(work / "config.json"), "--catalog", str(work / "catalog.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=text,
+    )
+
+
 def parse_messages(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 

@@ -22,11 +22,10 @@ from tap_exactonline.catalog import load_catalog
 from tap_exactonline.odata import snake_case
 from tests.tap_runner import (
     TAP,
-    discover,
     fake_config,
     parse_messages,
     run_tap,
-    select,
+    start_tap,
     state_tokens,
 )
 
@@ -342,17 +341,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path: Path):
         divisions=(1001,), rows=rows, minutely_limit=1, minute_window_seconds=2.0
     ) as fake:
         config = tap_config(fake, divisions=[1001])
-        work = tmp_path / "1"
-        work.mkdir()
-        (work / "config.json").write_text(json.dumps(config))
-        catalog = select(discover(work / "config.json"), {"transaction_lines"})
-        (work / "catalog.json").write_text(json.dumps(catalog))
-        tap = subprocess.Popen(
-            [TAP, "--config", str(work / "config.json"), "--catalog", str(work / "catalog.json")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        tap = start_tap(tmp_path / "1", config, {"transaction_lines"})
         lines = []
         assert tap.stdout is not None
         for line in tap.stdout:
