@@ -333,6 +333,11 @@ class FakeExact:
             raise ValueError(f"headers must be minutely or none, not {headers!r}")
         self._add_fault(Fault("rate_limit", n, path_contains, headers=headers))
 
+    def clear_faults(self) -> None:
+        """Faults still waiting (`fail_next`, `drop_next`, ...) are dropped: Exact is well again."""
+        with self._lock:
+            self._faults = []
+
     def _add_fault(self, fault: Fault) -> None:
         with self._lock:
             self._faults.append(fault)

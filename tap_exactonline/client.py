@@ -335,8 +335,75 @@ class ExactStream(CompatStream):
         except RUN_ENDING_ERRORS as error:
             self.session.stop_with_error(error)
 
+    # --- versioned reads: the target marks the rows a complete read did not return ----------
+
+    @cached_property
+    def versioned(self) -> bool:
+        """Records carry this run's version, and a complete read of every division ends with
+        ACTIVATE_VERSION: target-postgres then marks every row of the table the read did not
+        return as deleted. Here: streams read in full (no bookmark, so a row that leaves Exact
+        is never seen again), unless a child stream (read per parent row, never whole) or
+        switched off."""
+        return (
+            self.replication_key is None
+            and self.parent_stream_type is None
+            and self.session.retracts_vanished_rows
+        )
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        # The SDK's own emission (read from the setting of this name) comes at the start of
+        # every partition: each division would mark the others' rows deleted. `versioned`
+        # sends it once, after the last division.
+        return False
+
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        if context is None and self.partitions == []:
+            return  # no division to read in this job (a `division_shard` share can be empty)
+        if self.versioned and self.stream_version is None:
+            self.stream_version = self.session.table_version
+        yield from self._read_division(context)
+        if self.versioned and self._last_partition(context):
+            self._activate_version_if_complete()
+
+    def _last_partition(self, context: Context | None) -> bool:
+        if not context or "division" not in context:
+            return True  # one read for the whole login
+        return bool(context["division"] == self.session.divisions.to_read[-1])
+
+    def _activate_version_if_complete(self) -> None:
+        """ACTIVATE_VERSION is table-wide: sent only when every division of the run was read
+        completely in this run, so a division that failed, was refused, ran out of budget or
+        was not due cannot make its rows look deleted."""
+        unread = sorted(self.incomplete_divisions, key=lambda division: division or 0)
+        if unread:
+            self.no_activate_version(", ".join(str(division) for division in unread))
+            return
+        assert self.stream_version is not None
+        self.activate_version(self.stream_version)
+        self.after_activate_version()
+
+    def no_activate_version(self, unread: str) -> None:
+        """Said when a division was not read completely (overridden for resyncs)."""
+        self.logger.info(
+            "%s: not every division was read completely in this run (%s), so no rows are "
+            "marked deleted.",
+            self.name,
+            unread,
+        )
+
+    def after_activate_version(self) -> None:
+        """Said once the target was told which rows are current (overridden for resyncs)."""
+        self.logger.debug(
+            "%s was read in full in every division: rows it no longer returned are marked "
+            "deleted (ACTIVATE_VERSION %d).",
+            self.name,
+            self.stream_version,
+        )
+
+    def _read_division(self, context: Context | None) -> Iterable[dict[str, Any]]:
         division = self.division_of_records(context)
         self._division, self._stopped_short = division, False
         self.row_shape  # noqa: B018 - the fields are chosen once the catalog is known
@@ -354,6 +421,7 @@ class ExactStream(CompatStream):
             return  # a child stream refused once is not asked again for every parent row
         read_in_full = self.replication_key is None and tell
         if read_in_full and not self._full_read_due(context):
+            self.incomplete_divisions.add(division)
             report.finish(self.name, division, NOT_DUE, tell=False)
             return
         report.start(self.name, division)
@@ -388,17 +456,30 @@ class ExactStream(CompatStream):
             # one and let the next run read this window again.
             self.get_context_state(context).pop("progress_markers", None)
 
-    def _full_read_due(self, context: Context | None) -> bool:
+    @cached_property
+    def _full_read_due_now(self) -> bool:
         """A stream read in full (no bookmark) is read again once `full_table_interval` hours
-        have passed since its last complete read in this division; a run without state (a
-        first run, `--full-refresh`) reads it."""
+        have passed since its last complete read in any division of the run; a run without
+        state (a first run, `--full-refresh`) reads it. Every division is then read, also one
+        read more recently: divisions read together can end in one ACTIVATE_VERSION, where
+        divisions read in turn (one added later, one that failed once) never would."""
         interval = float(self.config.get("full_table_interval", DEFAULT_FULL_TABLE_HOURS))
-        try:
-            last = datetime.fromisoformat(str(self.get_context_state(context)[FULL_READ_KEY]))
-            age = (datetime.now(timezone.utc) - last).total_seconds()
-        except (KeyError, ValueError, TypeError):  # never read, or not a time we wrote
+        if interval <= 0:
             return True
-        return interval <= 0 or age >= interval * 3600 or age < 0
+        contexts: list[Context | None] = [*self.partitions] if self.partitions else [None]
+        now = datetime.now(timezone.utc)
+        for context in contexts:
+            try:
+                last = datetime.fromisoformat(str(self.get_context_state(context)[FULL_READ_KEY]))
+            except (KeyError, ValueError, TypeError):  # never read, or not a time we wrote
+                return True
+            age = (now - last).total_seconds()
+            if age >= interval * 3600 or age < 0:
+                return True
+        return False
+
+    def _full_read_due(self, context: Context | None) -> bool:
+        return self._full_read_due_now
 
     @override
     def generate_child_contexts(

@@ -31,7 +31,13 @@ from tap_exactonline.http import ExactHttp, RateLimiter
 from tap_exactonline.pages import odata_rows
 from tap_exactonline.refusals import Refusals
 from tap_exactonline.run_report import RunReport
-from tap_exactonline.settings import secret_values, site_of, token_url
+from tap_exactonline.settings import (
+    RETRACT_SETTING,
+    parse_shard,
+    secret_values,
+    site_of,
+    token_url,
+)
 from tap_exactonline.token_stores import TokenStore, open_token_store
 from tap_exactonline.tokens import (
     TOKEN_STATE_KEY,
@@ -76,6 +82,7 @@ class RunSession:
         logger: logging.Logger,
         streams: Callable[[], Mapping[str, SessionStream]],
         input_catalog: Callable[[], Catalog | None],
+        table_version: int,
     ) -> None:
         self.config = config
         self.state = state  # the dict the SDK emits whole: top-level keys of ours included
@@ -85,6 +92,9 @@ class RunSession:
         self.logger = logger
         self.streams = streams
         self.input_catalog = input_catalog
+        # What records of a versioned read carry (full-table reads, resyncs): the run's start in
+        # whole seconds, the unit the SDK's own full-table versions use.
+        self.table_version = table_version
         self.token_source = "nowhere yet"
         # What the incoming state held, read when the tap loads it.
         self.incoming_tokens: object = None
@@ -105,6 +115,14 @@ class RunSession:
     @cached_property
     def api_base(self) -> str:
         return f"{self.origin}/api/v1"
+
+    @cached_property
+    def retracts_vanished_rows(self) -> bool:
+        """Complete reads in full end with ACTIVATE_VERSION, which is table-wide: not in a
+        shard job, which sees only its share of the divisions in the table."""
+        shard = parse_shard(self.config.get("division_shard"))
+        sharded = shard is not None and shard[1] > 1
+        return bool(self.config.get(RETRACT_SETTING, True)) and not sharded
 
     @property
     def timeout(self) -> int:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -79,29 +78,25 @@ class SyncStream(ExactStream):
         self.replication_key = self.plan.column_for["Timestamp"]
         self._start = 0  # the Timestamp this partition's read starts after
         self.resync = self.name in (self.config.get("resync_streams") or [])
-        if self.resync:
-            # Records carry this version; ACTIVATE_VERSION after the read makes the target mark
-            # every older row, i.e. every row this read did not return, as deleted.
-            self.stream_version = int(time.time() * 1000)
+
+    @cached_property
+    @override
+    def versioned(self) -> bool:
+        # A resync reads the stream from the start: a read as complete as a full-table one.
+        return self.resync
 
     @override
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        yield from super().get_records(context)
-        divisions = self.session.divisions.to_read
-        if self.resync and context and context.get("division") == divisions[-1]:
-            self._finish_resync(divisions)
+    def no_activate_version(self, unread: str) -> None:
+        self.logger.warning(
+            "Resync of %s: not every division was read completely (%s), so no rows are "
+            "marked deleted; run again.",
+            self.name,
+            unread,
+        )
 
-    def _finish_resync(self, divisions: list[int]) -> None:
-        if self.incomplete_divisions:
-            self.logger.warning(
-                "Resync of %s: not every division was read completely (%s), so no rows are "
-                "marked deleted; run again.",
-                self.name,
-                ", ".join(map(str, sorted(d for d in self.incomplete_divisions if d))),
-            )
-            return
-        assert self.stream_version is not None
-        self.activate_version(self.stream_version)
+    @override
+    def after_activate_version(self) -> None:
+        divisions = self.session.divisions.to_read
         self.logger.warning(
             "Resync of %s read divisions %s from the start; the target now marks every other row "
             "of its table as deleted. Remove it from `resync_streams` so later runs are "

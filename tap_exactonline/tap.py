@@ -83,6 +83,7 @@ class TapExactOnline(CompatTap):
             logger=self.logger,
             streams=lambda: cast("dict[str, ExactStream]", self.streams),
             input_catalog=lambda: self.input_catalog,
+            table_version=self.initialized_at // 1000,
         )
 
     @property

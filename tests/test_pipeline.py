@@ -155,13 +155,15 @@ def test_pipeline_into_postgres(meltano_project: Path, pg_database: Postgres, tm
                 assert secret not in output
 
 
-def snapshot(database: Postgres, table: str) -> dict[tuple[int, str], dict[str, Any]]:
-    """Every row of a table, by (division, id), all columns."""
+def snapshot(
+    database: Postgres, table: str, key: str = "id"
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """Every row of a table, by (division, key), all columns."""
     with database.connect() as connection:
         cursor = connection.execute(f'SELECT * FROM {SCHEMA}."{table}"')
         names = [column.name for column in cursor.description or []]
         return {
-            (row["division"], str(row["id"])): row
+            (row["division"], str(row[key])): row
             for row in map(dict, (zip(names, r, strict=True) for r in cursor.fetchall()))
         }
 
@@ -220,6 +222,47 @@ def test_a_resync_marks_rows_whose_deletions_exact_no_longer_lists(
         after = snapshot(pg_database, "accounts")
         assert after.keys() == before.keys()
         assert {key for key, row in after.items() if row["_sdc_deleted_at"] is not None} == gone
+        for key, row in after.items():
+            exact_columns = {c for c in row if not c.startswith("_sdc_")}
+            assert {c: row[c] for c in exact_columns} == {c: before[key][c] for c in exact_columns}
+
+
+def test_a_receivable_that_leaves_exact_is_marked_after_the_next_complete_read(
+    meltano_project: Path, pg_database: Postgres
+):
+    # receivables_list has no Timestamp and no Modified: a paid invoice is simply not listed
+    # any more. Only ACTIVATE_VERSION after a complete read tells target-postgres so.
+    streams = {"receivables_list": 30}
+    with FakeExact(divisions=DIVISIONS, rows=streams) as fake:
+        configure(meltano_project, fake, streams=streams, full_table_interval=0)
+        meltano_run(meltano_project, pg_database)
+        before = snapshot(pg_database, "receivables_list", key="hid")
+        assert len(before) == 60
+        assert all(row["_sdc_deleted_at"] is None for row in before.values())
+
+        paid = {(d, str(key)) for d in DIVISIONS for key in fake.delete("receivables_list", d, 2)}
+        # The next run cannot read division 1002 (Exact fails every try): no row may look
+        # deleted, not 1002's, whose rows were not read, and not 1001's either.
+        fake.fail_next(10_000, status=503, path_contains="/1002/read/financial/ReceivablesList")
+        failed = run_meltano(
+            meltano_project,
+            "run",
+            "tap-exactonline",
+            "target-postgres",
+            env=pg_database.target_env(SCHEMA),
+            timeout=600,
+        )
+        assert failed.returncode != 0
+        assert "ACTIVATE_VERSION" not in failed.stderr
+        unread = snapshot(pg_database, "receivables_list", key="hid")
+        assert all(row["_sdc_deleted_at"] is None for row in unread.values())
+
+        # Exact is well again: the next complete read marks exactly the paid ones.
+        fake.clear_faults()
+        meltano_run(meltano_project, pg_database)
+        after = snapshot(pg_database, "receivables_list", key="hid")
+        assert after.keys() == before.keys()
+        assert {key for key, row in after.items() if row["_sdc_deleted_at"] is not None} == paid
         for key, row in after.items():
             exact_columns = {c for c in row if not c.startswith("_sdc_")}
             assert {c: row[c] for c in exact_columns} == {c: before[key][c] for c in exact_columns}

@@ -154,3 +154,16 @@ def test_four_shard_jobs_at_once_through_meltano_into_one_postgres(
         assert not [call for call in fake.calls if call[3] == 429]
         assert fake.max_concurrent_requests > 1  # the jobs did run at once
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_shard_job_whose_share_is_empty_reads_nothing(tmp_path: Path):
+    # 1001 hashes to shard 1 of 3 and 1002 to shard 3: shard 2 has none of them.
+    assert [d for d in (1001, 1002) if in_shard(d, (2, 3))] == []
+    with FakeExact(divisions=(1001, 1002), rows={"gl_accounts": 3}) as fake:
+        config = fake_config(fake, divisions=[1001, 1002], division_shard="2/3")
+        run = run_tap(tmp_path, config, streams={"gl_accounts", "receivables_list"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.record_counts() == {}
+    assert not [
+        path for _, path, _, _ in fake.calls if "GLAccounts" in path or "Receivables" in path
+    ]
