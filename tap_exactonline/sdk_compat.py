@@ -38,6 +38,8 @@ PRIVATE_NAMES: dict[str, tuple[type, tuple[str, ...]]] = {
 # The settings the SDK parsed, as a dict: `config` is a read-only view of it. The tap converts
 # settings given as text before the SDK checks them against the schema.
 PRIVATE_CONFIG_ATTRIBUTE = "_config"
+# The setting singer-sdk 0.55 adds for the ACTIVATE_VERSION capability (0.54 only reads it).
+SDK_ACTIVATE_VERSION_SETTING = "emit_activate_version_messages"
 
 
 class CompatStream(RESTStream[ParseResult]):
@@ -75,6 +77,16 @@ class CompatStream(RESTStream[ParseResult]):
     def _write_starting_replication_value(self, context: Context | None) -> None:
         self.before_first_read(context)
         super()._write_starting_replication_value(context)
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """Never for the SDK: its final `sync` (0.54 and 0.55) writes ACTIVATE_VERSION when it
+        starts a full-table stream and again for every parent row of a child stream, before a
+        row is read. A read that then stops short, is not due or is refused would have the
+        target mark every row of the table deleted. The tap writes its own (`activate_version`)
+        only after a complete read."""
+        return False
 
     # Called by streams.
 
@@ -135,6 +147,17 @@ class CompatTap(Tap):
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
+
+    @classmethod
+    @override
+    def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
+        declared = set(config_jsonschema.get("properties", {}))
+        super().append_builtin_config(config_jsonschema)
+        # singer-sdk 0.55 offers this setting for the capability, 0.54 does not; with the SDK's
+        # own ACTIVATE_VERSION off (CompatStream) it would do nothing. Unless the tap declares it
+        # itself, the settings (`--about`, README, meltano.yml) are the same on both.
+        if SDK_ACTIVATE_VERSION_SETTING not in declared:
+            config_jsonschema.get("properties", {}).pop(SDK_ACTIVATE_VERSION_SETTING, None)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
