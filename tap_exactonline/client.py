@@ -350,14 +350,6 @@ class ExactStream(CompatStream):
             and self.session.retracts_vanished_rows
         )
 
-    @property
-    @override
-    def emit_activate_version_messages(self) -> bool:
-        # The SDK's own emission (read from the setting of this name) comes at the start of
-        # every partition: each division would mark the others' rows deleted. `versioned`
-        # sends it once, after the last division.
-        return False
-
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         if context is None and self.partitions == []:

@@ -38,8 +38,6 @@ PRIVATE_NAMES: dict[str, tuple[type, tuple[str, ...]]] = {
 # The settings the SDK parsed, as a dict: `config` is a read-only view of it. The tap converts
 # settings given as text before the SDK checks them against the schema.
 PRIVATE_CONFIG_ATTRIBUTE = "_config"
-# The setting singer-sdk 0.55 adds for the ACTIVATE_VERSION capability (0.54 only reads it).
-SDK_ACTIVATE_VERSION_SETTING = "emit_activate_version_messages"
 
 
 class CompatStream(RESTStream[ParseResult]):
@@ -85,7 +83,8 @@ class CompatStream(RESTStream[ParseResult]):
         starts a full-table stream and again for every parent row of a child stream, before a
         row is read. A read that then stops short, is not due or is refused would have the
         target mark every row of the table deleted. The tap writes its own (`activate_version`)
-        only after a complete read."""
+        only after a complete read, switched by the setting of this name (which singer-sdk 0.55
+        also declares, default false: the tap's declaration, default true, wins)."""
         return False
 
     # Called by streams.
@@ -147,17 +146,6 @@ class CompatTap(Tap):
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
-
-    @classmethod
-    @override
-    def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
-        declared = set(config_jsonschema.get("properties", {}))
-        super().append_builtin_config(config_jsonschema)
-        # singer-sdk 0.55 offers this setting for the capability, 0.54 does not; with the SDK's
-        # own ACTIVATE_VERSION off (CompatStream) it would do nothing. Unless the tap declares it
-        # itself, the settings (`--about`, README, meltano.yml) are the same on both.
-        if SDK_ACTIVATE_VERSION_SETTING not in declared:
-            config_jsonschema.get("properties", {}).pop(SDK_ACTIVATE_VERSION_SETTING, None)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

@@ -229,20 +229,6 @@ def test_refused_refresh_token_is_one_clear_line(fake: FakeExact, tmp_path: Path
     assert fake.token_calls == 1  # no retry loop
 
 
-def test_the_sdk_writes_no_activate_version_at_the_start_of_each_division(
-    fake: FakeExact, tmp_path: Path
-):
-    """singer-sdk (0.54 and 0.55) writes ACTIVATE_VERSION at the start of every partition of a
-    full-table stream when `emit_activate_version_messages` is on: the target would mark the
-    rows of every division read before the last as deleted."""
-    config = tap_config(fake, emit_activate_version_messages=True)
-    run = run_tap(tmp_path, config, streams={"receivables_list"})
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert set(run.by_division("receivables_list")) == set(DIVISIONS)
-    assert [m for m in run.messages if m["type"] == "ACTIVATE_VERSION"] == []
-    assert [m for m in run.messages if m["type"] == "RECORD" and "version" in m] == []
-
-
 def test_bad_settings_fail_before_any_request(fake: FakeExact, tmp_path: Path):
     for bad, setting in (
         ({"region": "xx"}, "region"),

@@ -51,6 +51,8 @@ def test_a_complete_read_in_every_division_ends_in_one_activate_version(
 ):
     run = run_tap(tmp_path, config(fake), streams={FULL_TABLE, "accounts"})
     assert run.returncode == 0, run.stderr[-3000:]
+    # One, after the read: not also the SDK's own, which comes before the first record (a
+    # read that then stopped short would have the target mark the whole table).
     [version] = activations(run, FULL_TABLE)
     # Every record of both divisions carries it, and the message follows the last of them.
     assert versions(run, FULL_TABLE) == {version}
