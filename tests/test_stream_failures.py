@@ -85,3 +85,81 @@ def test_a_stream_that_fails_for_good_stops_no_other(tmp_path: Path):
         # The failed read is not marked complete; the same stream in division 1002 is.
         assert "last_full_read_at" not in partition(run, FAILING, 1001)
         assert "last_full_read_at" in partition(run, FAILING, 1002)
+
+
+def test_a_failed_read_keeps_its_bookmark_where_its_last_complete_page_left_it(tmp_path: Path):
+    rows = {"journals": 130, "transaction_lines": 2500, "gl_accounts": 30}
+    with FakeExact(rows=rows, minutely_limit=10**6, daily_limit=10**6) as fake:
+        # journals (Modified, in key order: its bookmark moves only after a complete read):
+        # page 2 of 3 holds a row without its key, every time.
+        journals_page = json.dumps({"d": {"results": [{"ID": None, "Modified": None}]}})
+        fake.replay_next("/financial/Journals", journals_page, query_contains="skiptoken", times=10)
+        # transaction_lines (Timestamp order: its bookmark moves with every row): page 2 of 3
+        # goes back to a Timestamp below those of page 1, every time.
+        stale = {"ID": "00000000-0000-4000-8000-000000000001", "Timestamp": "2"}
+        fake.replay_next(
+            "/sync/Financial/TransactionLines",
+            json.dumps({"d": {"results": [stale]}}),
+            query_contains="skiptoken",
+            times=10,
+        )
+        incoming = "2001-01-01T00:00:00+00:00"
+        state = {
+            "exactonline_state_version": 2,
+            "bookmarks": {
+                "journals": {
+                    "partitions": [
+                        {
+                            "context": {"division": 1001},
+                            "replication_key": "modified",
+                            "replication_key_value": incoming,
+                        }
+                    ]
+                }
+            },
+        }
+        run = run_tap(
+            tmp_path,
+            fake_config(fake, retry_base_seconds=0.01),
+            streams={"journals", "transaction_lines", "gl_accounts"},
+            state=state,
+        )
+
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    failed = failure_lines(run)
+    assert len(failed) == 2
+    assert any("journals (division 1001)" in line for line in failed)
+    assert any(
+        "transaction_lines (division 1001)" in line and "do not move forward" in line
+        for line in failed
+    )
+    # The first page of journals was sent, but the bookmark stays where it came in: its rows
+    # come in key order, so a partial read says nothing about which changes were read.
+    assert len(run.records("journals")) == 60
+    assert run.bookmark("journals", 1001) == incoming
+    assert "progress_markers" not in partition(run, "journals", 1001)
+    # The sync stream's bookmark is the last row of its last page that passed the checks.
+    lines = run.records("transaction_lines")
+    assert len(lines) == 1000
+    assert run.bookmark("transaction_lines", 1001) == max(r["timestamp"] for r in lines)
+    # The stream before them was read whole, and keeps its bookmark.
+    assert len(run.records("gl_accounts")) == 30
+    assert run.bookmark("gl_accounts", 1001)
+
+
+def test_reads_failing_one_after_another_with_no_answer_between_end_the_run(tmp_path: Path):
+    # Exact is down (every call a 503): after three reads in a row fail, stop, rather than wait
+    # out every stream's retries.
+    streams = {"costcenters", "currencies", "departments", "journals", "payment_conditions"}
+    with FakeExact(minutely_limit=10**6, daily_limit=10**6) as fake:
+        fake.fail_next(1000, status=503, path_contains="/api/v1/1001/")
+        run = run_tap(
+            tmp_path, fake_config(fake, retry_base_seconds=0.01, max_retries=1), streams=streams
+        )
+        calls = fake.data_calls("/api/v1/1001/")
+
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert calls == 3 * 2  # three reads, each an attempt and one retry
+    assert any("seems to be down" in line for line in run.stderr.splitlines()), run.stderr[-3000:]
