@@ -322,9 +322,10 @@ class ExactStream(CompatStream):
                 key,
             )
 
-    @override
-    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
-        # `row` is a struct of `row_shape` (parse_response); the SDK names it a dict.
+    def to_record(self, row: Any, context: Context | None) -> dict[str, Any]:
+        """The record of a row (a struct of `row_shape`, from parse_response). Made inside the
+        read (`get_records`), not in the SDK's `post_process`: a row that cannot be made a record
+        fails this read, not the whole run."""
         return self.plan.apply(row, self._division)
 
     def division_of_records(self, context: Context | None) -> int | None:
@@ -366,7 +367,8 @@ class ExactStream(CompatStream):
         status = DONE
         failure: Exception | None = None
         try:
-            yield from super().get_records(context)
+            for row in super().get_records(context):
+                yield self.to_record(row, context)
         except DailyBudgetSpentError:
             self._stopped_short = True
         except EntityRefusedError as error:

@@ -163,3 +163,27 @@ def test_reads_failing_one_after_another_with_no_answer_between_end_the_run(tmp_
     assert "Traceback" not in run.stderr
     assert calls == 3 * 2  # three reads, each an attempt and one retry
     assert any("seems to be down" in line for line in run.stderr.splitlines()), run.stderr[-3000:]
+
+
+def test_a_row_the_tap_cannot_turn_into_a_record_fails_only_its_stream(tmp_path: Path):
+    # An object where a date belongs (costcenters.EndDate): converting it raises inside the tap.
+    customer = "Fietsen Jansen Geheim B.V."
+    row = {"ID": "00000000-0000-4000-8000-000000000001", "EndDate": {"odd": [customer]}}
+    with FakeExact(
+        rows={"costcenters": 5, "departments": 5}, minutely_limit=10**6, daily_limit=10**6
+    ) as fake:
+        fake.replay_next("/hrm/Costcenters", json.dumps({"d": {"results": [row]}}), times=5)
+        run = run_tap(
+            tmp_path,
+            fake_config(fake, retry_base_seconds=0.01),
+            streams={"costcenters", "departments"},
+        )
+
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert customer not in run.stderr  # the error's own text may quote the page: not shown
+    [line] = failure_lines(run)
+    assert "costcenters (division 1001)" in line and "unexpected TypeError" in line
+    assert len(run.records("departments")) == 5
+    assert run.bookmark("departments", 1001)
+    assert run.bookmark("costcenters", 1001) is None
