@@ -26,6 +26,7 @@ from tap_exactonline.auth import ExactAuthenticator
 from tap_exactonline.catalog import EntitySpec
 from tap_exactonline.errors import (
     RUN_ENDING_ERRORS,
+    RUN_WIDE_ERRORS,
     DailyBudgetSpentError,
     EntityRefusedError,
     refused_field_name,
@@ -42,11 +43,13 @@ from tap_exactonline.pages import (
 )
 from tap_exactonline.run_report import (
     DONE,
+    FAILED,
     INACCESSIBLE,
     NOT_DUE,
     REFUSED,
     SKIPPED_FOR_BUDGET,
     STOPPED_FOR_BUDGET,
+    described,
 )
 from tap_exactonline.sdk_compat import CompatStream
 from tap_exactonline.session import RunSession
@@ -160,7 +163,7 @@ class ExactStream(CompatStream):
         state.pop("replication_key_value", None)
 
     def describe(self, division: int | None) -> str:
-        return self.name if division is None else f"{self.name} (division {division})"
+        return described(self.name, division)
 
     @override
     def request_decorator(self, func: Any) -> Any:
@@ -180,7 +183,7 @@ class ExactStream(CompatStream):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        """The page checks of this read (`PageGuard`); a failure is retried like a 5xx."""
+        """The page checks of this read (`PageGuard`); a page that fails them is read again."""
         try:
             self._guard.check(response)
         except GarbledPageError as garbled:
@@ -319,9 +322,10 @@ class ExactStream(CompatStream):
                 key,
             )
 
-    @override
-    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
-        # `row` is a struct of `row_shape` (parse_response); the SDK names it a dict.
+    def to_record(self, row: Any, context: Context | None) -> dict[str, Any]:
+        """The record of a row (a struct of `row_shape`, from parse_response). Made inside the
+        read (`get_records`), not in the SDK's `post_process`: a row that cannot be made a record
+        fails this read, not the whole run."""
         return self.plan.apply(row, self._division)
 
     def division_of_records(self, context: Context | None) -> int | None:
@@ -411,6 +415,9 @@ class ExactStream(CompatStream):
             self.incomplete_divisions.add(division)
             report.finish(self.name, division, REFUSED, tell=tell)
             return  # a child stream refused once is not asked again for every parent row
+        if self.session.failed(self.name, division):
+            report.finish(self.name, division, FAILED, tell=tell)
+            return  # nor is one that failed: each try would cost its retries again
         read_in_full = self.replication_key is None and tell
         if read_in_full and not self._full_read_due(context):
             self.incomplete_divisions.add(division)
@@ -418,8 +425,10 @@ class ExactStream(CompatStream):
             return
         report.start(self.name, division)
         status = DONE
+        failure: Exception | None = None
         try:
-            yield from super().get_records(context)
+            for row in super().get_records(context):
+                yield self.to_record(row, context)
         except DailyBudgetSpentError:
             self._stopped_short = True
         except EntityRefusedError as error:
@@ -429,24 +438,30 @@ class ExactStream(CompatStream):
                 self.session.refusals.report(self.name, division, error)
                 status = REFUSED
             self._stopped_short = True
-        except RUN_ENDING_ERRORS as error:
+        except RUN_WIDE_ERRORS as error:  # every later call would fail alike
             self.session.stop_with_error(error)
+        except Exception as error:  # anything else: this read fails; the run goes on
+            failure, status = error, FAILED
+            self._stopped_short = True
         if self._stopped_short:
             self.incomplete_divisions.add(division)
             status = STOPPED_FOR_BUDGET if status == DONE else status
+            if not self.is_sorted:
+                # Unsorted rows: the bookmark may only move after a complete read, so keep the
+                # old one and let the next run read this window again. (A sorted stream's
+                # bookmark is that of its last row, from a page that passed its checks.)
+                self.get_context_state(context).pop("progress_markers", None)
         if read_in_full and not self._stopped_short:
             # Text, not a number: a target parses the state's numbers as Decimal and may then
             # fail to write the state back (target-postgres does).
             read_at = datetime.now(timezone.utc).isoformat()
             self.get_context_state(context)[FULL_READ_KEY] = read_at
+        if failure is not None:
+            self.session.failures.report(self.name, division, failure)
         report.finish(self.name, division, status, tell=tell)
         if tell:
             for child in self.child_streams:
                 report.tell(child.name, division)
-        if self._stopped_short and not self.is_sorted:
-            # Unsorted rows: the bookmark may only move after a complete read, so keep the old
-            # one and let the next run read this window again.
-            self.get_context_state(context).pop("progress_markers", None)
 
     @cached_property
     def _full_read_due_now(self) -> bool:

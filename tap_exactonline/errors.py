@@ -67,7 +67,13 @@ class EntityRefusedError(ExactAPIError):
         self.reason = reason  # the 403's `Reason` header (its code), if Exact sent one
 
 
-class UserRefusedError(ExactAPIError):
+class RunWideAPIError(ExactAPIError):
+    """An answer about every call of this run, not one stream's read (the user refused, a token
+    Exact keeps refusing, its rate limit never lifting): every later call would fail the same
+    way and count against Exact's limits, so the run ends."""
+
+
+class UserRefusedError(RunWideAPIError):
     """Exact refuses the user who authorized the app (403 BlockedUser, InactiveUser): every
     further call would be refused too, and count against Exact's 10 errors an hour."""
 
@@ -133,10 +139,20 @@ def _excerpt(text: str, limit: int = MAX_EXCERPT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# Failures that no retry will fix: end the run with one line instead of a traceback.
+# Failures that no retry will fix: end the run with one line instead of a traceback (outside a
+# stream's read, e.g. finding the divisions; inside one, only RUN_WIDE_ERRORS end the run).
 RUN_ENDING_ERRORS = (
     AuthorizationRequiredError,
     ClientRejectedError,
     TokenRefreshError,
     FatalAPIError,
+)
+
+# Failures of the run rather than of one stream in one division: the tokens, the user, Exact's
+# limits. A stream's read that fails otherwise is reported and the run goes on (`Failures`).
+RUN_WIDE_ERRORS = (
+    AuthorizationRequiredError,
+    ClientRejectedError,
+    TokenRefreshError,
+    RunWideAPIError,
 )

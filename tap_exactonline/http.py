@@ -8,8 +8,9 @@ goes through `ExactHttp.send`:
 - the bearer token from the one authenticator; a 401 lets it take another job's newer token or
   refresh;
 - `request_timeout` as a deadline on the whole answer; redirects never followed;
-- 5xx, timeouts, dropped connections and pages that fail their checks are retried with
-  exponential backoff and jitter (`backoff`); other 4xx are never retried (Exact counts them).
+- 5xx, timeouts and dropped connections are retried with exponential backoff and jitter
+  (`backoff`); a page that fails its checks is read again twice at most, after a short wait;
+  other 4xx are never retried (Exact counts them).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tap_exactonline.errors import (
     EntityRefusedError,
     ExactAPIError,
     RateLimitedError,
+    RunWideAPIError,
     UnauthorizedError,
     UserRefusedError,
     exact_error_text,
@@ -54,6 +56,15 @@ REFUSING_STATUSES = {400, 403, 404}
 # 401s one request may meet before giving up, each time after another job had replaced the
 # token (the authenticator gives up at once when Exact refuses a token it has just refreshed).
 MAX_UNAUTHORIZED = 5
+# A page that arrived whole but is not what was asked for (`GarbledPageError`: a row without its
+# key, Timestamps that go backwards, a page already read) is read again at most twice, after a
+# short wait, not with the backoff of a 5xx. One re-read mends a page served while its rows were
+# being written, or a cache's stale copy; the second leaves room for the re-read PageGuard itself
+# asks for to confirm an empty page. The same wrong content three times is what Exact holds, not
+# a passing state: more reads would only cost calls (each counts against Exact's budgets) and
+# waits, and the stream is reported as failed while the run goes on.
+MAX_REREADS_OF_A_WRONG_PAGE = 2
+REREAD_WAIT_SECONDS = 1.0
 # Failures a retry may mend: retried with exponential backoff.
 TRANSIENT_FAILURES = (
     RetriableAPIError,
@@ -213,6 +224,8 @@ class ExactHttp:
         self.session: requests.Session = DeadlineSession()
         # Calls Exact answered in this run (retries included: Exact counts them too).
         self.calls = 0
+        # Answers that passed every check: whether Exact still serves anything at all.
+        self.usable_answers = 0
 
     def get(
         self,
@@ -240,6 +253,7 @@ class ExactHttp:
             response = self.session.send(authorized, timeout=self.timeout, allow_redirects=False)
             self.calls += 1
             self.accept(response, what, validate)
+            self.usable_answers += 1
             return response
 
         return self.execute(attempt, division=division_of(request.url or ""), what=what)
@@ -316,15 +330,21 @@ class ExactHttp:
         what: str,
     ) -> requests.Response:
         """`send` until it gives a usable answer: transient failures are retried with
-        exponential backoff and jitter (`max_retries` times); a 429 waits for Exact's window; a
-        401 lets the authenticator take another job's newer token or refresh."""
-        attempts = 0
+        exponential backoff and jitter (`max_retries` times); a page that is not what was asked
+        for is read again (MAX_REREADS_OF_A_WRONG_PAGE); a 429 waits for Exact's window; a 401
+        lets the authenticator take another job's newer token or refresh."""
+        attempts = rereads = 0
+
+        def gave_up(exc: BaseException) -> ExactAPIError:
+            return ExactAPIError(
+                f"{what}: gave up after {attempts} attempts; last error: {_reason(exc, what)}"
+            )
 
         def log_retry(details: Any) -> None:
             LOGGER.warning(
                 "%s: %s; retry %d in %.1f s.",
                 what,
-                _reason(details["exception"]),
+                _reason(details["exception"], what),
                 details["tries"],
                 details["wait"],
             )
@@ -340,16 +360,25 @@ class ExactHttp:
             logger=None,
         )
         def within_budget() -> requests.Response:
-            nonlocal attempts
-            attempts += 1
-            return self._within_budget(send, division=division, what=what)
+            nonlocal attempts, rereads
+            while True:
+                attempts += 1
+                try:
+                    return self._within_budget(send, division=division, what=what)
+                except GarbledPageError as garbled:
+                    if rereads >= MAX_REREADS_OF_A_WRONG_PAGE:
+                        raise gave_up(garbled) from None  # not transient: no backoff either
+                    rereads += 1
+                    wait = _jitter(min(self.retry_base_seconds, REREAD_WAIT_SECONDS))
+                    LOGGER.warning(
+                        "%s: %s; reading it again in %.1f s.", what, _reason(garbled, what), wait
+                    )
+                    time.sleep(wait)
 
         try:
             return within_budget()
         except TRANSIENT_FAILURES as exc:
-            raise ExactAPIError(
-                f"{what}: gave up after {attempts} attempts; last error: {_reason(exc)}"
-            ) from None
+            raise gave_up(exc) from None
 
     def _within_budget(
         self, send: Callable[[], requests.Response], *, division: int | None, what: str
@@ -363,7 +392,7 @@ class ExactHttp:
             except RateLimitedError as exc:
                 rate_limited += 1
                 if rate_limited > MAX_CONSECUTIVE_429:
-                    raise ExactAPIError(
+                    raise RunWideAPIError(
                         f"{what}: still HTTP 429 after {rate_limited} waits"
                     ) from None
                 headers = exc.response.headers if exc.response is not None else {}
@@ -374,7 +403,7 @@ class ExactHttp:
                 # on when Exact refuses a token this run has just refreshed itself.
                 unauthorized += 1
                 if unauthorized > MAX_UNAUTHORIZED:
-                    raise ExactAPIError(f"{exc} ({unauthorized} times in a row)") from None
+                    raise RunWideAPIError(f"{exc} ({unauthorized} times in a row)") from None
                 rejected = exc.response.request.headers.get("Authorization", "")
                 self.authenticator.refresh_after_unauthorized(
                     rejected.removeprefix("Bearer "), exc.response.headers
@@ -384,9 +413,10 @@ class ExactHttp:
         return scrub(exact_error_text(response), self.authenticator.secrets)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, what: str) -> str:
+    """What went wrong, without the `what` its message may already begin with."""
     if isinstance(exc, (RetriableAPIError, CallDeadlineExceeded)):
-        return str(exc)
+        return str(exc).removeprefix(f"{what}: ")
     return type(exc).__name__
 
 

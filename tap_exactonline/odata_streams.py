@@ -86,9 +86,9 @@ class ODataStream(ExactStream):
         return fallback
 
     @override
-    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
-        record = super().post_process(row, context)
-        if self.replication_key and record is not None:
+    def to_record(self, row: Any, context: Context | None) -> dict[str, Any]:
+        record = super().to_record(row, context)
+        if self.replication_key:
             modified = record.get(self.replication_key)
             if isinstance(modified, str) and modified > self._future_from:
                 self.warn_once(
@@ -158,7 +158,7 @@ class CurrentUserStream(ODataStream):
         return None  # each row says it: CurrentDivision
 
     @override
-    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
+    def to_record(self, row: Any, context: Context | None) -> dict[str, Any]:
         return self.plan.apply(row, value_of(row, "CurrentDivision"))
 
 
@@ -228,7 +228,7 @@ class ChildReadStream(ODataStream):
         return params
 
     @override
-    def post_process(self, row: Any, context: Context | None = None) -> dict[str, Any] | None:
+    def to_record(self, row: Any, context: Context | None) -> dict[str, Any]:
         record = self.plan.apply(row, self._division)
         if not self.child.link_in_row and context:
             record[self._link_column] = context["parent_id"]

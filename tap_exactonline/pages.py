@@ -4,8 +4,9 @@ count.
 A proxy, a cache or a cut connection can hand back something that parses but is not the page
 asked for: `{}`, the previous page again, an empty page in the middle of a read, a `__next` link
 that leads back. Taken as data, each ends a read early and the bookmark moves past rows never
-read. `PageGuard` refuses such a page with `GarbledPageError`, which is retried like a 5xx; if
-it persists the run stops with one line and keeps its bookmarks where the rows are.
+read. `PageGuard` refuses such a page with `GarbledPageError`, and the page is read again (twice
+at most, `http.MAX_REREADS_OF_A_WRONG_PAGE`); if it persists, that stream fails in that division
+with one line, its bookmark stays where its rows are, and the run goes on (`failures.py`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ IMPOSSIBLE_TIMESTAMP = 2**62
 
 
 class GarbledPageError(RetriableAPIError):
-    """A page that is not what was asked for: retried like a 5xx."""
+    """A page that is not what was asked for: read again, a few times at most."""
 
 
 def _without_lone_surrogates(match: re.Match[str]) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tap_exactonline.run_report import described
+
 if TYPE_CHECKING:
     from tap_exactonline.session import RunSession
 
@@ -42,8 +44,9 @@ class Refusals:
         selected = sum(other.metadata.root.selected is True for other in catalog.values())
         return selected * 2 <= len(self._session.streams())
 
-    def judge(self) -> None:
-        """Fail the run only for refused streams, or divisions, the user asked for by name."""
+    def judge(self) -> bool:
+        """Fail the run (True) only for refused streams, or divisions, the user asked for by
+        name."""
         logger = self._session.logger
         divisions = self._session.divisions
         named = [d for d in divisions.forbidden if d in divisions.configured]
@@ -53,11 +56,11 @@ class Refusals:
                 "everything else was synced and its state saved.",
                 ", ".join(map(str, named)),
             )
-            raise SystemExit(1)
+            return True
         if not self.refused:
-            return
-        described = ", ".join(
-            stream if division is None else f"{stream} (division {division})"
+            return False
+        skipped = ", ".join(
+            described(stream, division)
             for stream, division in sorted(self.refused, key=lambda key: (key[0], key[1] or 0))
         )
         wanted = sorted({stream for stream, _ in self.refused if self.explicitly_selected(stream)})
@@ -67,9 +70,10 @@ class Refusals:
                 "synced and its state saved.",
                 ", ".join(wanted),
             )
-            raise SystemExit(1)
+            return True
         logger.warning(
-            "Skipped because Exact refused them: %s. They were not selected by name, so the run "
-            "succeeds.",
-            described,
+            "Skipped because Exact refused them: %s. They were not selected by name, so they do "
+            "not fail the run.",
+            skipped,
         )
+        return False

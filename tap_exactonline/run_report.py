@@ -26,9 +26,19 @@ SKIPPED_FOR_BUDGET = "skipped: daily budget"
 STOPPED_FOR_BUDGET = "stopped: daily budget"
 REFUSED = "refused"
 INACCESSIBLE = "inaccessible"
+FAILED = "failed"  # still failing after its retries: the run went on without it
 STOPPED = "stopped"  # the run ended while this read was under way
 # When a stream ends differently for different parent rows of one division, the worst is shown.
-SEVERITY = (DONE, NOT_DUE, SKIPPED_FOR_BUDGET, STOPPED_FOR_BUDGET, REFUSED, INACCESSIBLE, STOPPED)
+SEVERITY = (
+    DONE,
+    NOT_DUE,
+    SKIPPED_FOR_BUDGET,
+    STOPPED_FOR_BUDGET,
+    REFUSED,
+    INACCESSIBLE,
+    FAILED,
+    STOPPED,
+)
 
 
 @dataclass
@@ -46,6 +56,11 @@ class Tally:
 
 
 Key = tuple[str, "int | None"]
+
+
+def described(stream: str, division: int | None) -> str:
+    """One stream's read in one division, as log lines name it: `journals (division 1001)`."""
+    return stream if division is None else f"{stream} (division {division})"
 
 
 def counted(number: int, noun: str) -> str:

@@ -5,7 +5,8 @@ stream (`ExactStream.session`).
 - the tokens: where they came from (token store, state, setting), the one authenticator, and
   every rotation saved to the state at once;
 - the HTTP rules (`ExactHttp`) and budgets, and the tap's own calls (current/Me);
-- the divisions to read (`Divisions`) and what Exact refused (`Refusals`);
+- the divisions to read (`Divisions`), what Exact refused (`Refusals`) and the reads that failed
+  (`Failures`, asked through `failed`);
 - how a run ends early: one line, the state kept.
 """
 
@@ -27,6 +28,7 @@ from tap_exactonline.auth import ExactAuthenticator
 from tap_exactonline.divisions import Divisions
 from tap_exactonline.errors import RUN_ENDING_ERRORS
 from tap_exactonline.exact_clock import DEFAULT_TIME_ZONE, ExactClock
+from tap_exactonline.failures import Failures
 from tap_exactonline.http import ExactHttp, RateLimiter
 from tap_exactonline.pages import odata_rows
 from tap_exactonline.refusals import Refusals
@@ -101,6 +103,7 @@ class RunSession:
         self.incoming_bookmarks: set[tuple[str, int | None]] = set()
         self.divisions = Divisions(self)
         self.refusals = Refusals(self)
+        self.failures = Failures(self)
 
     # --- settings read once -------------------------------------------------------------------
 
@@ -244,6 +247,18 @@ class RunSession:
         http = self.__dict__.get("http")
         return http.calls if isinstance(http, ExactHttp) else 0
 
+    @property
+    def usable_answers(self) -> int:
+        """Answers that passed every check in this run (0 before the first call)."""
+        http = self.__dict__.get("http")
+        return http.usable_answers if isinstance(http, ExactHttp) else 0
+
+    def failed(self, stream: str, division: int | None) -> bool:
+        """Did `stream`'s read in `division` fail in this run (after its retries)? Its rows are
+        incomplete there: nothing that presumes a complete read (ACTIVATE_VERSION, a resync's
+        deletions) may follow it."""
+        return self.failures.failed(stream, division)
+
     @cached_property
     def report(self) -> RunReport:
         def calls_left(division: int | None) -> int | None:
@@ -268,6 +283,13 @@ class RunSession:
         return (stream, division) in self.incoming_bookmarks
 
     # --- ending a run -------------------------------------------------------------------------
+
+    def judge(self) -> None:
+        """The verdict at the end: fail the run for a failed read, or for a refusal of what was
+        asked for by name; both are told first."""
+        refused = self.refusals.judge()
+        if self.failures.judge() or refused:
+            raise SystemExit(1)
 
     def stop_with_error(self, error: Exception) -> NoReturn:
         """End the run with one clear line, keeping every bookmark reached so far."""

@@ -202,8 +202,8 @@ SETTINGS_SCHEMA = th.PropertiesList(
         "max_retries",
         th.IntegerType,
         default=5,
-        description="Retries after a 5xx, a non-JSON error page, a page that fails its checks, "
-        "a timeout or a dropped connection.",
+        description="Retries after a 5xx, a non-JSON error page, a timeout or a dropped "
+        "connection (a page that fails its checks is read again twice at most).",
     ),
     th.Property(
         "retry_base_seconds",

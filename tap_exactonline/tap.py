@@ -111,7 +111,7 @@ class TapExactOnline(CompatTap):
         catalog: IO[str] | None = None,
     ) -> None:
         """The SDK's sync invocation, with a state file checked first and a verdict on the
-        streams Exact refused at the end."""
+        streams that failed or that Exact refused at the end."""
         cls.invoke_plugin(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
         config = config or ConfigInput()
@@ -139,7 +139,7 @@ class TapExactOnline(CompatTap):
                 float(tap.config.get("full_table_interval", DEFAULT_FULL_TABLE_HOURS))
             )
             report.summary(calls_in_all=tap.session.calls_answered)
-        tap.session.refusals.judge()
+        tap.session.judge()
 
     @classmethod
     @override
