@@ -399,6 +399,23 @@ class ExactStream(CompatStream):
             self.stream_version,
         )
 
+    def _skipped(self, context: Context | None, division: int | None, *, tell: bool) -> bool:
+        """Whether this division is not read in this run; if so, the report says why."""
+        if self.session.limiter.daily_budget_spent(division):
+            self.logger.info("Skipping %s: the daily budget is spent.", self.describe(division))
+            status = SKIPPED_FOR_BUDGET
+        elif self.session.refusals.is_refused(self.name, division):
+            status = REFUSED  # a child stream refused once is not asked again per parent row
+        elif self.session.failed(self.name, division):
+            status = FAILED  # nor is one that failed: each try would cost its retries again
+        elif self.replication_key is None and tell and not self._full_read_due(context):
+            status, tell = NOT_DUE, False
+        else:
+            return False
+        self.incomplete_divisions.add(division)
+        self.session.report.finish(self.name, division, status, tell=tell)
+        return True
+
     def _read_division(self, context: Context | None) -> Iterable[dict[str, Any]]:
         division = self.division_of_records(context)
         self._division, self._stopped_short = division, False
@@ -406,22 +423,8 @@ class ExactStream(CompatStream):
         report = self.session.report
         # A child stream reads once per parent row: its line comes with its parent's.
         tell = not (context and "parent_id" in context)
-        if self.session.limiter.daily_budget_spent(division):
-            self.logger.info("Skipping %s: the daily budget is spent.", self.describe(division))
-            self.incomplete_divisions.add(division)
-            report.finish(self.name, division, SKIPPED_FOR_BUDGET, tell=tell)
-            return
-        if self.session.refusals.is_refused(self.name, division):
-            self.incomplete_divisions.add(division)
-            report.finish(self.name, division, REFUSED, tell=tell)
-            return  # a child stream refused once is not asked again for every parent row
-        if self.session.failed(self.name, division):
-            report.finish(self.name, division, FAILED, tell=tell)
-            return  # nor is one that failed: each try would cost its retries again
         read_in_full = self.replication_key is None and tell
-        if read_in_full and not self._full_read_due(context):
-            self.incomplete_divisions.add(division)
-            report.finish(self.name, division, NOT_DUE, tell=False)
+        if self._skipped(context, division, tell=tell):
             return
         report.start(self.name, division)
         status = DONE
