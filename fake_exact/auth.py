@@ -49,6 +49,8 @@ class TokenAuthority:
         self.last_issue: float | None = None
         self.token_calls = 0
         self.refresh_count = 0
+        # Refreshes left that renew only the access token (see FakeExact.keep_refresh_token_next).
+        self.refreshes_keeping_token = 0
 
     # data calls
     def access_ok(self, token: str | None) -> bool:
@@ -93,8 +95,11 @@ class TokenAuthority:
             return reply
         if token not in self.refresh_tokens:
             return _error("invalid_grant", "The refresh token is invalid or has been used.")
-        self.refresh_tokens.discard(token)
         self.refresh_count += 1
+        if self.refreshes_keeping_token > 0:
+            self.refreshes_keeping_token -= 1
+            return self._issue(now, rotate=False)
+        self.refresh_tokens.discard(token)
         return self._issue(now)
 
     def _redeem(self, code: str, redirect_uri: str) -> TokenReply:
@@ -115,17 +120,21 @@ class TokenAuthority:
         self.issued.append(access)
         return access
 
-    def _issue(self, now: float) -> TokenReply:
+    def _issue(self, now: float, *, rotate: bool = True) -> TokenReply:
+        """A new access token, and (`rotate`) a new refresh token; without one the answer
+        carries no refresh_token and the client keeps its own (RFC 6749 section 6)."""
         access = "AAEAA" + secrets.token_urlsafe(96)
-        refresh = "Gcp7!IAAAA" + secrets.token_urlsafe(64)
         self.access_tokens[access] = now + self.lifetime
-        self.refresh_tokens.add(refresh)
-        self.issued.extend((access, refresh))
+        self.issued.append(access)
         self.last_issue = now
         body = {
             "access_token": access,
             "token_type": "bearer",
             "expires_in": str(self.lifetime),  # a JSON string, like Exact's
-            "refresh_token": refresh,
         }
+        if rotate:
+            refresh = "Gcp7!IAAAA" + secrets.token_urlsafe(64)
+            self.refresh_tokens.add(refresh)
+            self.issued.append(refresh)
+            body["refresh_token"] = refresh
         return TokenReply(200, body)

@@ -307,6 +307,13 @@ class FakeExact:
         with self._lock:
             self.auth.expire_all()
 
+    def keep_refresh_token_next(self, n: int = 1) -> None:
+        """The next `n` refreshes renew only the access token: the answer carries no
+        refresh_token and the refresh token sent stays valid, as RFC 6749 section 6 allows a
+        server to do."""
+        with self._lock:
+            self.auth.refreshes_keeping_token += n
+
     @property
     def token_calls(self) -> int:
         return self.auth.token_calls

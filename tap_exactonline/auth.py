@@ -24,6 +24,7 @@ from tap_exactonline.redact import scrub
 from tap_exactonline.termination import GUARD
 from tap_exactonline.token_stores import TokenStore
 from tap_exactonline.tokens import (
+    RESTORE_OR_AUTHORIZE,
     AuthorizationRequiredError,
     ClientRejectedError,
     FreshTokenRefusedError,
@@ -88,6 +89,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
         timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
         superseded: Iterable[TokenSet] = (),
+        start_note: str = "",
     ) -> None:
         self._token_url = token_url
         self._client_id = client_id
@@ -111,6 +113,10 @@ class ExactAuthenticator(requests.auth.AuthBase):
         # Links the run chose not to continue (a newly configured refresh token replaced
         # them): found in the store, they are older, not newer.
         self._superseded = {fingerprint(t.refresh_token) for t in superseded}
+        # Where the first refresh token came from, when that is worth naming in a refusal of
+        # it (an empty token store left only the `refresh_token` setting).
+        self._start_note = start_note
+        self._first_refresh_token = tokens.refresh_token
         self._remember(tokens)
 
     def __repr__(self) -> str:
@@ -240,6 +246,11 @@ class ExactAuthenticator(requests.auth.AuthBase):
             reason = self._scrub(error or str(response.status_code))
             if description:
                 reason += f": {self._scrub(description)}"
+            if self._start_note and current.refresh_token == self._first_refresh_token:
+                raise AuthorizationRequiredError(
+                    f"{self._start_note}, and Exact rejected that refresh token ({reason}): "
+                    f"{RESTORE_OR_AUTHORIZE}."
+                )
             raise AuthorizationRequiredError(
                 f"Exact rejected the refresh token ({reason}). Authorize the app "
                 "again and set the new `refresh_token`."
@@ -291,6 +302,12 @@ class ExactAuthenticator(requests.auth.AuthBase):
 
     def _rotate(self, body: dict[str, Any], now: float) -> None:
         new = self._tokens.followed_by(body, now=now)
+        if new.refresh_token == self._tokens.refresh_token:
+            LOGGER.warning(
+                "Exact's token answer carried no refresh_token: keeping the current one, as "
+                "OAuth 2 (RFC 6749 section 6) has the client do. Should Exact have retired it, "
+                "the next refresh is refused and the app must be authorized again."
+            )
         self._remember(new)
         # Durable first: if we crash after this line, the next run still has the new token.
         if self._store is not None:

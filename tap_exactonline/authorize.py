@@ -26,7 +26,12 @@ import requests
 from tap_exactonline.auth import INVALID_CLIENT_MESSAGE
 from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
 from tap_exactonline.settings import FERNET_KEY_PROBLEM, REGIONS, key_problem, site_of, token_url
-from tap_exactonline.token_stores import TokenStore, open_token_store, token_store_problem
+from tap_exactonline.token_stores import (
+    DEFAULT_TOKEN_FILE,
+    TokenStore,
+    open_token_store,
+    token_store_problem,
+)
 from tap_exactonline.tokens import (
     TokenCodec,
     TokenRefreshError,
@@ -38,8 +43,6 @@ from tap_exactonline.tokens import (
 ENV_PREFIX = "TAP_EXACTONLINE_"
 DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"
 LISTEN_SECONDS = 300
-# Holds the tokens when no `token_store` is set; it ignores itself in git.
-DEFAULT_STORE_FOLDER = ".exactonline"
 
 
 class AuthorizationFailed(Exception):
@@ -233,14 +236,14 @@ def open_store(settings: dict[str, Any], env_file: Path) -> TokenStore:
 def store_location(settings: dict[str, Any], env_file: Path) -> str:
     """`token_store`, else a token file in a folder next to .env: without a store the access
     token just issued would be lost, and Exact refuses a new one for 570 s."""
-    default = env_file.parent / DEFAULT_STORE_FOLDER / "tokens.json"
+    default = env_file.parent / DEFAULT_TOKEN_FILE
     return str(settings.get("token_store") or default.resolve())
 
 
 def prepare_default_folder(env_file: Path) -> None:
     """The default store's folder, ignored by git whatever the project's .gitignore says (as
     .pytest_cache and .ruff_cache do it)."""
-    folder = env_file.parent / DEFAULT_STORE_FOLDER
+    folder = (env_file.parent / DEFAULT_TOKEN_FILE).parent
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         ignore = folder / ".gitignore"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import requests
@@ -40,9 +41,11 @@ from tap_exactonline.settings import (
     site_of,
     token_url,
 )
-from tap_exactonline.token_stores import TokenStore, open_token_store
+from tap_exactonline.token_stores import DEFAULT_TOKEN_FILE, TokenStore, open_token_store
 from tap_exactonline.tokens import (
+    RESTORE_OR_AUTHORIZE,
     TOKEN_STATE_KEY,
+    AuthorizationRequiredError,
     TokenCodec,
     TokenSet,
     TokensFromAnotherSecretError,
@@ -53,6 +56,12 @@ from tap_exactonline.tokens import (
 
 # Exact revokes a refresh token unused for 30 days; warn well before.
 STALE_REFRESH_TOKEN_DAYS = 25
+NO_STORE_WARNING = (
+    "No `token_store` is set: the refresh token, which every refresh replaces, is kept only in "
+    "the Singer state, which Meltano saves when the target commits (every few minutes, or at "
+    "the end), so a run stopped before that loses it and the app must be authorized again. "
+    "Set `token_store` (e.g. /var/lib/tap-exactonline/tokens.json)."
+)
 
 
 def _utc(epoch: float) -> str:
@@ -98,6 +107,7 @@ class RunSession:
         # whole seconds, the unit the SDK's own full-table versions use.
         self.table_version = table_version
         self.token_source = "nowhere yet"
+        self.token_store_location = ""  # `token_store`, or the auth command's token file
         # What the incoming state held, read when the tap loads it.
         self.incoming_tokens: object = None
         self.incoming_bookmarks: set[tuple[str, int | None]] = set()
@@ -150,15 +160,32 @@ class RunSession:
 
     @cached_property
     def token_store(self) -> TokenStore | None:
-        location = self.config.get("token_store")
+        location = self.config.get("token_store") or self._auth_command_token_file()
         if not location:
+            self.logger.warning("%s", NO_STORE_WARNING)
             return None
+        self.token_store_location = location
         store = open_token_store(
             location, client_id=self.config["client_id"], codec=self.token_codec
         )
         if exposure := store.exposure():
             self.logger.warning("%s", exposure)
         return store
+
+    def _auth_command_token_file(self) -> str | None:
+        """The token file `tap-exactonline-auth` writes when no `token_store` is set, if it is in
+        the folder the tap runs in: used as the store, so a run that does not read the `.env`
+        naming it (outside Meltano) keeps its tokens too."""
+        try:
+            path = Path.cwd() / DEFAULT_TOKEN_FILE
+        except OSError:  # the folder the tap runs in was deleted
+            return None
+        if not path.is_file():
+            return None
+        self.logger.info(
+            "`token_store` is not set: using %s, the token file tap-exactonline-auth wrote.", path
+        )
+        return str(path)
 
     @cached_property
     def authenticator(self) -> ExactAuthenticator:
@@ -170,8 +197,23 @@ class RunSession:
             self.logger.warning("%s; they are not used.", error)
             incoming = None
         # The shared store first: it wins unless the state holds a later link of its chain.
-        stored = [self.token_store.read() if self.token_store else None, incoming]
-        tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
+        store = self.token_store
+        stored = [store.read() if store else None, incoming]
+        # A store found empty is named when the setting it leaves is refused or missing: the
+        # tokens were lost there, not in the setting.
+        empty_store = (
+            f"token_store {self.token_store_location} is empty"
+            if store is not None and store.found_empty()
+            else ""
+        )
+        try:
+            tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
+        except AuthorizationRequiredError:
+            if not empty_store:
+                raise
+            raise AuthorizationRequiredError(
+                f"{empty_store} and no `refresh_token` is set: {RESTORE_OR_AUTHORIZE}."
+            ) from None
         self.token_source = (
             "the `refresh_token` setting"
             if source == "config"
@@ -191,6 +233,9 @@ class RunSession:
             on_rotate=self._save_rotated_tokens,
             timeout=float(self.timeout),
             superseded=[t for t in stored if t is not None] if source == "config" else (),
+            start_note=f"{empty_store}, so the run started from the `refresh_token` setting"
+            if empty_store and source == "config"
+            else "",
         )
 
     def _save_rotated_tokens(self, tokens: TokenSet) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -20,9 +22,16 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+LOGGER = logging.getLogger("tap_exactonline.tokens")
+
 # Refresh this long before the access token expires (Exact's advice: 30 s).
 ACCESS_TOKEN_MARGIN_SECONDS = 30
 TOKEN_STATE_KEY = "exactonline_tokens"
+# What to do when the store lost the chain (found empty) and the setting cannot stand in.
+RESTORE_OR_AUTHORIZE = (
+    "put the tokens back in the store (from a backup), or authorize the app again "
+    "(tap-exactonline-auth)"
+)
 
 
 class AuthorizationRequiredError(Exception):
@@ -113,9 +122,9 @@ class TokenSet:
 
     @classmethod
     def from_token_response(
-        cls, body: dict[str, Any], *, now: float, origin: str, replaces: str, previous: str = ""
+        cls, body: dict[str, Any], *, now: float, origin: str, replaces: str
     ) -> TokenSet:
-        """Exact's token answer -> the new link (`previous`: the refresh token it replaced)."""
+        """Exact's token answer -> the new link."""
         refresh_token = body.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
             raise TokenRefreshError(
@@ -132,7 +141,16 @@ class TokenSet:
         )
 
     def followed_by(self, body: dict[str, Any], *, now: float) -> TokenSet:
-        """The link Exact's answer to refreshing this one makes."""
+        """The link Exact's answer to refreshing this one makes. An answer without a
+        refresh_token renews only the access token: the client keeps its refresh token
+        (RFC 6749 section 6), and the chain stays where it is."""
+        if body.get("refresh_token") in (None, ""):
+            return replace(
+                self,
+                access_token=str(body["access_token"]),
+                expires_at=now + token_lifetime(body),
+                obtained_at=now,
+            )
         new = TokenSet.from_token_response(
             body, now=now, origin=self.origin, replaces=self.replaces
         )
@@ -148,8 +166,10 @@ class TokenSet:
         return cls(
             refresh_token=data["refresh_token"],
             access_token=data.get("access_token") or None,
-            expires_at=float(data.get("expires_at") or 0),
-            obtained_at=float(data.get("obtained_at") or 0),
+            # A time that is not a number: the access token counts as expired, so the refresh
+            # token renews it (see `junk_times`).
+            expires_at=_time_or_zero(data.get("expires_at")),
+            obtained_at=_time_or_zero(data.get("obtained_at")),
             origin=str(data.get("origin") or ""),
             replaces=str(data.get("replaces") or ""),
             lineage=tuple(data.get("lineage") or ()),
@@ -164,17 +184,38 @@ class TokenSet:
             return "no refresh_token text"
         if data.get("access_token") is not None and not isinstance(data["access_token"], str):
             return "an access_token that is not text"
-        for name in ("expires_at", "obtained_at"):
-            value = data.get(name)
-            is_number = isinstance(value, int | float) and not isinstance(value, bool)
-            if value is not None and not is_number:
-                return f"an {name} that is not a number"
         lineage = data.get("lineage")
         if lineage is not None and (
             not isinstance(lineage, list) or not all(isinstance(f, str) for f in lineage)
         ):
             return "a lineage that is not a list of fingerprints"
         return None
+
+    @staticmethod
+    def junk_times(data: dict[str, Any]) -> list[str]:
+        """The times of stored tokens that are not finite numbers. They do not stop a run: the
+        refresh token, not the access token's expiry, is what the chain needs."""
+        return [
+            name
+            for name in ("expires_at", "obtained_at")
+            if data.get(name) is not None and _epoch(data[name]) is None
+        ]
+
+
+def _epoch(value: object) -> float | None:
+    """A stored epoch time, or None when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _time_or_zero(value: object) -> float:
+    """A stored epoch time; 0 (long past) for anything that is not a finite number."""
+    return _epoch(value) or 0.0
 
 
 def derived_key(client_secret: str) -> str:
@@ -194,6 +235,7 @@ class TokenCodec:
     def __init__(self, key: str | None, *, derived: bool = False) -> None:
         self._fernet = Fernet(key.encode()) if key else None
         self._derived = derived
+        self._warned: set[str] = set()  # a store is read again under its lock: warn once
 
     def dump(self, tokens: TokenSet) -> dict[str, Any]:
         data = tokens.to_dict()
@@ -229,6 +271,15 @@ class TokenCodec:
             raise TokenStoreError(
                 f"{where} does not hold valid tokens ({problem}). Restore it from a backup, or "
                 "delete it and authorize again (tap-exactonline-auth)."
+            )
+        assert isinstance(data, dict)  # problem_of says so
+        if (junk := TokenSet.junk_times(data)) and where not in self._warned:
+            self._warned.add(where)
+            LOGGER.warning(
+                "%s holds an %s that is not a number: its access token is taken as expired and "
+                "the refresh token renews it.",
+                where,
+                " and an ".join(junk),
             )
         return TokenSet.from_dict(data)
 

@@ -53,6 +53,17 @@ _MELTANO_DEFAULTS = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _runs_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every process a test starts runs in an empty folder: in the checkout, a developer's
+    `.exactonline/tokens.json` (left by `tap-exactonline-auth`) would be taken as the token
+    store of each tap run without `token_store`, and a test chain written over it."""
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 

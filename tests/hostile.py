@@ -116,6 +116,22 @@ def bind_file(source: Path, target: Path) -> Iterator[Path]:
         _umount(target)
 
 
+@contextmanager
+def vanished_folder(path: Path) -> Iterator[Path]:
+    """A folder still shown at `path` whose directory was deleted (a host folder mounted into a
+    container, then removed on the host): nothing can be created in it (ENOENT)."""
+    require_mounts()
+    source = path.with_name(path.name + "-deleted")
+    source.mkdir(parents=True)
+    path.mkdir()
+    _mount("--bind", str(source), str(path))
+    source.rmdir()
+    try:
+        yield path
+    finally:
+        _umount(path)
+
+
 def fast_clock_env(directory: Path, seconds_ahead: float) -> dict[str, str]:
     """Environment for a Python process whose clock (time.time) runs `seconds_ahead` ahead,
     like a machine whose clock has drifted: a sitecustomize module that Python imports at

@@ -102,8 +102,10 @@ def run_tap(
     timeout: float = 300,
     env: dict[str, str] | None = None,
     with_catalog: bool = True,
+    cwd: Path | None = None,
 ) -> TapRun:
-    """Run one sync with the given config, stream selection and incoming state.
+    """Run one sync with the given config, stream selection and incoming state, in the folder
+    `cwd` (default: `work`).
 
     Without a catalog the tap syncs every stream it offers, as selected by default.
     """
@@ -120,7 +122,9 @@ def run_tap(
         state_path.write_text(json.dumps(state))
         args += ["--state", str(state_path)]
     full_env = {**os.environ, **(env or {})}
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=full_env)
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or work
+    )
     return TapRun(result.returncode, result.stdout, result.stderr, parse_messages(result.stdout))
 
 

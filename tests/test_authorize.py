@@ -15,7 +15,7 @@ import requests
 
 from fake_exact import FakeExact
 from tests.conftest import _free_port, run_meltano, set_plugin_config
-from tests.tap_runner import fake_config, run_tap
+from tests.tap_runner import fake_config, run_tap, state_tokens
 
 AUTH = shutil.which("tap-exactonline-auth") or str(
     Path(sys.executable).with_name("tap-exactonline-auth")
@@ -137,6 +137,41 @@ def test_paste_mode_without_a_store_keeps_the_tokens_in_a_file_named_in_env(tmp_
         run = run_tap(tmp_path / "1", settings | {"token_store": store}, streams={"gl_accounts"})
         assert run.returncode == 0, run.stderr[-3000:]
         assert fake.refresh_count == 0
+
+
+def test_the_tap_takes_the_auth_commands_token_file_without_being_told(tmp_path: Path):
+    work = tmp_path / "project"
+    with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
+        settings = fake_config(fake, redirect_uri="https://example.invalid/exact/callback")
+        del settings["refresh_token"]
+        process, url = start_auth(work, settings, "--paste")
+        returncode, _, stderr = paste(process, callback_of(url))
+        assert returncode == 0, stderr
+        token_file = work / ".exactonline" / "tokens.json"
+
+        # Outside Meltano nothing reads the .env naming the file: the tap, run in the same
+        # folder, takes it itself and says so.
+        first = run_tap(tmp_path / "1", settings, streams={"gl_accounts"}, cwd=work)
+        assert first.returncode == 0, first.stderr[-3000:]
+        [line] = [s for s in first.stderr.splitlines() if "`token_store` is not set" in s]
+        assert f"using {token_file}, the token file tap-exactonline-auth wrote" in line
+        assert "No `token_store` is set" not in first.stderr
+        assert fake.refresh_count == 0  # the authorization's access token, from the file
+        # Without any state, the next run continues the chain from the file, and keeps it there.
+        fake.advance_clock(601)
+        second = run_tap(tmp_path / "2", settings, streams={"gl_accounts"}, cwd=work)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert fake.refresh_count == 1
+        newest = state_tokens(second.final_state)["refresh_token"]
+        assert json.loads(token_file.read_text())["refresh_token"] == newest
+        assert_no_secret(fake, first.stderr, second.stderr)
+
+        # A `token_store` that is set wins over the file.
+        elsewhere = settings | {"token_store": str(tmp_path / "elsewhere.json")}
+        third = run_tap(tmp_path / "3", elsewhere, streams={"gl_accounts"}, cwd=work)
+        assert "`token_store` is not set" not in third.stderr
+        assert "No refresh token" in third.stderr  # that store is empty, and no setting
+        assert json.loads(token_file.read_text())["refresh_token"] == newest
 
 
 def test_clear_errors_for_reused_and_expired_codes_redirects_and_secrets(tmp_path: Path):

@@ -9,6 +9,7 @@ Exact server, which spends a refresh token for good the moment it answers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -29,6 +30,7 @@ from tests.hostile import (
     fill_inodes,
     remount,
     tmpfs,
+    vanished_folder,
 )
 from tests.tap_runner import (
     TAP,
@@ -57,6 +59,16 @@ def config_for(fake: FakeExact, store: Path | str, **extra: Any) -> dict[str, An
 
 def stored_refresh_token(store: Path) -> str:
     return json.loads(store.read_text())["refresh_token"]
+
+
+def chain_in_a_store(fake: FakeExact, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A first run that starts the chain in a token store, spending the configured token;
+    returns the store and the settings."""
+    store = tmp_path / "store" / "tokens.json"
+    config = config_for(fake, store)
+    first = run_tap(tmp_path / "1", config, streams=STREAMS)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return store, config
 
 
 def assert_one_clear_line(run: TapRun, *words: str) -> str:
@@ -233,6 +245,24 @@ def test_a_trickling_token_endpoint_does_not_outlive_request_timeout(
     assert elapsed < 20, f"the run took {elapsed:.0f} s"
 
 
+# --- runs without a token_store ---------------------------------------------------------------
+
+
+def test_a_run_without_a_store_warns_what_is_at_risk_and_the_setting(
+    fake: FakeExact, tmp_path: Path
+):
+    config = fake_config(fake, retry_base_seconds=0.01)
+    run = run_tap(tmp_path / "1", config, streams=STREAMS)
+    assert run.returncode == 0, run.stderr[-3000:]
+    [warning] = [line for line in run.stderr.splitlines() if "No `token_store` is set" in line]
+    assert "WARNING" in warning and "authorized again" in warning
+    assert "Set `token_store`" in warning
+    with_store = config_for(fake, tmp_path / "tokens.json")
+    second = run_tap(tmp_path / "2", with_store, streams=STREAMS, state=run.final_state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "No `token_store` is set" not in second.stderr
+
+
 # --- which token is newest: the chain, not the clocks ----------------------------------------
 
 
@@ -262,23 +292,35 @@ def test_a_job_on_a_fast_machine_takes_the_stores_newer_token(fake: FakeExact, t
         {},
         7,
         {"refresh_token": 12345},
-        {"refresh_token": "x", "access_token": "y", "expires_at": "soon"},
     ],
-    ids=["list", "empty-object", "number", "number-as-token", "bad-expires-at"],
+    ids=["list", "empty-object", "number", "number-as-token"],
 )
 def test_a_store_of_the_wrong_shape_is_refused_not_taken_for_empty(
     fake: FakeExact, tmp_path: Path, damage: object
 ):
-    store = tmp_path / "store" / "tokens.json"
-    config = config_for(fake, store)
-    first = run_tap(tmp_path / "1", config, streams=STREAMS)
-    assert first.returncode == 0, first.stderr[-3000:]
+    store, config = chain_in_a_store(fake, tmp_path)
     store.write_text(json.dumps(damage))  # a bad restore, a hand edit, another tool
     calls = fake.token_calls
     run = run_tap(tmp_path / "2", config, streams=STREAMS)
     assert_one_clear_line(run, "token_store", str(store), "does not hold valid tokens")
     assert fake.token_calls == calls, "the spent configured refresh token was replayed"
     assert "Authorize the app again" not in run.stderr
+
+
+@pytest.mark.parametrize("junk", ["soon", float("nan")], ids=["text", "NaN"])
+def test_a_store_whose_expires_at_is_junk_goes_on_with_its_refresh_token(
+    fake: FakeExact, tmp_path: Path, junk: object
+):
+    store, config = chain_in_a_store(fake, tmp_path)
+    damaged = json.loads(store.read_text()) | {"expires_at": junk}
+    store.write_text(json.dumps(damaged))  # a hand edit, another tool
+    fake.advance_clock(601)
+    run = run_tap(tmp_path / "2", config, streams=STREAMS)
+    assert run.returncode == 0, run.stderr[-3000:]
+    [warning] = [line for line in run.stderr.splitlines() if "not a number" in line]
+    assert "WARNING" in warning and "expires_at" in warning and str(store) in warning
+    assert fake.refresh_count == 2  # the stored refresh token renewed the access token
+    assert isinstance(json.loads(store.read_text())["expires_at"], int)
 
 
 # --- parallel jobs while the token is replaced twice ------------------------------------------
@@ -327,11 +369,36 @@ def test_eight_jobs_survive_the_token_being_replaced_twice_while_they_run(tmp_pa
 # --- token answers and stores that cannot be used ---------------------------------------------
 
 
-def test_a_token_answer_without_a_refresh_token_is_one_line(fake: FakeExact, tmp_path: Path):
-    body = {"access_token": "AAEAA" + "x" * 40, "token_type": "bearer", "expires_in": "600"}
-    fake.replay_next("/api/oauth2/token", json.dumps(body))
-    run = run_tap(tmp_path, config_for(fake, tmp_path / "tokens.json"), streams=STREAMS)
-    assert_one_clear_line(run, "no refresh_token", "authorize the app again")
+def test_a_token_answer_without_a_refresh_token_keeps_the_current_one(
+    fake: FakeExact, tmp_path: Path
+):
+    store = tmp_path / "tokens.json"
+    config = config_for(fake, store)
+    fake.keep_refresh_token_next()  # RFC 6749 section 6: the client keeps its refresh token
+    first = run_tap(tmp_path / "1", config, streams=STREAMS)
+    assert first.returncode == 0, first.stderr[-3000:]
+    [warning] = [line for line in first.stderr.splitlines() if "no refresh_token" in line]
+    assert "WARNING" in warning and "keeping the current one" in warning
+    assert stored_refresh_token(store) == config["refresh_token"]
+    assert state_tokens(first.final_state)["refresh_token"] == config["refresh_token"]
+    # The kept refresh token goes on renewing the chain.
+    fake.advance_clock(601)
+    second = run_tap(tmp_path / "2", config, streams=STREAMS)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert fake.refresh_count == 2
+    assert stored_refresh_token(store) != config["refresh_token"]
+    assert_no_secret_leaked(fake, first.stderr, second.stderr)
+
+
+def test_an_empty_store_is_named_when_exact_refuses_the_setting_it_leaves(
+    fake: FakeExact, tmp_path: Path
+):
+    store, config = chain_in_a_store(fake, tmp_path)
+    store.write_text("")  # emptied: a bad restore, a mount of an empty file
+    fake.advance_clock(601)
+    run = run_tap(tmp_path / "2", config, streams=STREAMS)
+    line = assert_one_clear_line(run, "token_store", str(store), "is empty")
+    assert "`refresh_token` setting" in line and "invalid_grant" in line
 
 
 def _store_is_a_directory(root: Path) -> Path:
@@ -365,6 +432,25 @@ def test_a_store_that_cannot_be_opened_or_locked_is_one_line_before_any_refresh(
     store = layout(tmp_path / "store")
     run = run_tap(tmp_path / "run", config_for(fake, store), streams=STREAMS)
     assert_one_clear_line(run, "token_store", reason)
+    assert fake.token_calls == 0
+
+
+@pytest.mark.parametrize("place", ["proc", "vanished-folder"])
+def test_a_store_whose_lock_file_cannot_be_made_is_one_line_at_once(
+    fake: FakeExact, tmp_path: Path, place: str
+):
+    with contextlib.ExitStack() as stack:
+        if place == "proc":
+            folder = Path("/proc")  # exists, yet takes no new files
+        else:
+            folder = stack.enter_context(vanished_folder(tmp_path / "mounted"))
+        store = folder / "tokens.json"
+        started = time.monotonic()
+        run = run_tap(tmp_path / "run", config_for(fake, store), streams=STREAMS)
+        elapsed = time.monotonic() - started
+    line = assert_one_clear_line(run, "token_store", "cannot be locked")
+    assert str(store) in line and "No such file or directory" in line
+    assert elapsed < 60, f"the run waited {elapsed:.0f} s for a lock that cannot exist"
     assert fake.token_calls == 0
 
 

@@ -4,6 +4,7 @@ file, a PostgreSQL table or an object-store object (`token_store`)."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -23,6 +24,12 @@ class TokenStore(Protocol):
 
     def read(self) -> TokenSet | None: ...
 
+    def found_empty(self) -> bool:
+        """Did the last `read` find the store there but blank (a file made by `touch`, an empty
+        object)? A run then starts from the `refresh_token` setting, and a refusal of that
+        token should point at the store."""
+        ...
+
     def write(self, tokens: TokenSet) -> None: ...
 
     def prove_writable(self) -> None: ...
@@ -36,6 +43,10 @@ class TokenStore(Protocol):
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+# Where `tap-exactonline-auth` keeps the tokens when no `token_store` is set, relative to the
+# folder of its `.env`: by default the folder it runs in (Meltano runs it, and the tap, in the
+# folder `meltano` is started in, usually the project root).
+DEFAULT_TOKEN_FILE = Path(".exactonline") / "tokens.json"
 
 
 def token_store_problem(location: str) -> str | None:

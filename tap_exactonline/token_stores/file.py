@@ -75,6 +75,7 @@ class FileTokenStore:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.codec = codec or TokenCodec(None)
         self._in_place = False
+        self._found_empty = False
 
     def __repr__(self) -> str:
         return f"FileTokenStore({self.path})"
@@ -103,6 +104,7 @@ class FileTokenStore:
         except OSError as exc:
             where = self.lock_path if self.lock_path.exists() else None
             raise self._fail("locked", exc, where) from None
+        self._make_lock_file()
         # flock on Linux and macOS, LockFileEx on Windows; released when the process dies.
         lock = filelock.FileLock(self.lock_path, mode=0o600)
         try:
@@ -119,6 +121,15 @@ class FileTokenStore:
         finally:
             lock.release()
 
+    def _make_lock_file(self) -> None:
+        """Create the lock file if it is missing. filelock takes a lock file it cannot create in
+        a folder that exists (under /proc, or a mounted folder deleted on the host) for one
+        another run holds, and would wait out LOCK_WAIT_SECONDS."""
+        try:
+            os.close(os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise self._fail("locked", exc, self.lock_path) from None
+
     def _read_bytes(self) -> bytes | None:
         try:
             return self.path.read_bytes()
@@ -129,7 +140,8 @@ class FileTokenStore:
 
     def read(self) -> TokenSet | None:
         raw = self._read_bytes()
-        if raw is None or not raw.strip():
+        self._found_empty = raw is not None and not raw.strip()
+        if raw is None or self._found_empty:
             return None  # absent, or created empty (by touch, or a mount of an empty file)
         where = f"token_store {self.path}"
         try:
@@ -140,6 +152,9 @@ class FileTokenStore:
                 "authorize again (tap-exactonline-auth)."
             ) from None
         return self.codec.load(data, where)
+
+    def found_empty(self) -> bool:
+        return self._found_empty
 
     def write(self, tokens: TokenSet) -> None:
         self._write(json.dumps(self.codec.dump(tokens)).encode())

@@ -48,6 +48,7 @@ class ObjectStoreTokenStore:
         self.lease_path = self.path + ".lease"
         self._lease_id = ""
         self._broke_a_lease = False
+        self._found_empty = False
 
     def __repr__(self) -> str:
         return f"ObjectStoreTokenStore({self.url})"
@@ -57,14 +58,19 @@ class ObjectStoreTokenStore:
             f"token_store {self.url} cannot be {action} ({type(exc).__name__}: {first_line(exc)})"
         )
 
+    def found_empty(self) -> bool:
+        return self._found_empty
+
     def read(self) -> TokenSet | None:
+        self._found_empty = False
         try:
             raw = self.fs.cat_file(self.path)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise self._fail("read", exc) from None
-        if not raw.strip():
+        self._found_empty = not raw.strip()
+        if self._found_empty:
             return None
         try:
             data = json.loads(raw)

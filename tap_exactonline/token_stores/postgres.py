@@ -98,6 +98,9 @@ class PostgresTokenStore:
     def exposure(self) -> str | None:
         return None  # not a file in anyone's work tree
 
+    def found_empty(self) -> bool:
+        return False  # a row holds tokens (checked when read) or there is none
+
     def prove_writable(self) -> None:
         """The same upsert with the row's current tokens, committed (nothing changes), or
         rolled back when there is no row yet. Called inside `locked()`."""
