@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
-from types import FrameType
 
 from fake_exact.server import FakeExact
 
@@ -44,6 +42,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--client-secret", default="fake-client-secret")
     parser.add_argument("--refresh-token", default="fake-initial-refresh-token")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--spread-dates",
+        action="store_true",
+        help="date-times of each row of its own, over ten years (Modified keeps its order)",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,23 +69,21 @@ def build(args: argparse.Namespace) -> FakeExact:
         minute_window_seconds=args.window,
         daily_limit=args.daily_limit,
         seed=args.seed,
+        spread_dates=args.spread_dates,
         port=args.port,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     fake = build(parse_args(argv))
-    stopping = threading.Event()
-
-    def _stop(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    # Wait for SIGTERM or SIGINT with sigwait, not a handler: a handler setting a
+    # threading.Event runs inside the main thread's own Event.wait, which holds the same lock,
+    # and the process hung there for good (seen with `kill` on `uv run python -m fake_exact`).
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     with fake:
         print(f"FAKE_EXACT_URL={fake.base_url}", flush=True)
-        while not stopping.wait(0.5):
-            pass
+        signal.sigwait(stop_signals)
     return 0
 
 

@@ -65,7 +65,7 @@ def utc_iso(ms: int) -> str:
     return (_EPOCH + timedelta(milliseconds=ms)).isoformat()
 
 
-# The README's date-time fields that stay instants at midnight (audit stamps, the bookmark).
+# Date-time fields that stay instants at midnight (docs/exact-clock.md): audit stamps, the bookmark.
 AUDIT_STAMPS = frozenset({"Modified", "Created", "DeletedDate", "DivisionMoveDate"})
 
 

@@ -14,15 +14,27 @@ import hashlib
 import heapq
 import itertools
 import json
+import math
 import random
+import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from fake_exact.clock import instant_ms, midnight_ms, representable, to_wire, wall_ms
+from fake_exact.book_tables import COMPUTED, KEY_OF, ROW_VALUES, Computed, Refs, Values
+from fake_exact.books import LINES_PER_ENTRY, Books, Sizes
+from fake_exact.clock import (
+    AUDIT_STAMPS,
+    instant_ms,
+    midnight_ms,
+    representable,
+    to_wire,
+    wall_ms,
+)
 
 CATALOG_PATH = Path(__file__).resolve().parents[1] / "tap_exactonline" / "catalog.json"
 
@@ -36,6 +48,11 @@ MODIFIED_BASE_MS = 1_609_459_200_000  # 2021-01-01T00:00:00Z
 MODIFIED_STEP_MS = 37_000
 # Non-key values depend on (row index % RESIDUES): few enough to cache, a prime so columns vary.
 RESIDUES = 251
+# `spread_dates`: date-times of each row of their own, over ten years, as Exact's audit stamps and
+# dates are (the benchmark's realistic mode: a value every row, not one of RESIDUES).
+SPREAD_FROM_S = 1_451_606_400  # 2016-01-01T00:00:00Z
+SPREAD_SECONDS = 10 * 365 * 86_400
+_MASK64 = 2**64 - 1
 MAX_SELECT_CACHE = 64
 HEADER_LINE_STREAMS = frozenset({"sales_invoices", "purchase_orders", "transaction_lines"})
 NAV_CANDIDATES = ("Attachments", "Notes", "ChangeLog", "Links")
@@ -121,9 +138,15 @@ def value_json(value: object) -> str:
 
     Plain ints and plain strings skip json.dumps: this runs for every dynamic field of every row.
     """
+    if value is None:
+        return "null"
     kind = type(value)
     if kind is int:
         return str(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float and math.isfinite(cast(float, value)):
+        return repr(value)  # what json.dumps writes for a finite float
     if kind is str:
         text = str(value)
         if text.startswith("/Date("):
@@ -134,8 +157,23 @@ def value_json(value: object) -> str:
     return json.dumps(value)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_WIRE_DATE = re.compile(r'"/Date\((-?\d+(?:[+-]\d{4})?)\)/"')
+
+
+def _wire_date(match: re.Match[str]) -> str:
+    return '"\\/' + to_wire("/Date(" + match.group(1) + ")/")[1:-1] + '\\/"'
+
+
+def dynamic_json(values: Mapping[str, object]) -> str:
+    """`"Name":value,...` of many values at once (the C encoder), dates as `value_json` writes
+    them: the same bytes as joining `field_json` of each, several times faster."""
+    body = _ENCODE(values)[1:-1]
+    return _WIRE_DATE.sub(_wire_date, body) if "/Date(" in body else body
+
+
 def field_json(name: str, value: object) -> str:
-    return f'"{name}":{value_json(value)}'
+    return '"' + name + '":' + value_json(value)
 
 
 # --- static values ------------------------------------------------------------------------------
@@ -199,6 +237,29 @@ def _datetime(rng: random.Random) -> str | None:
     return odata_date(ms)
 
 
+def _mix(value: int) -> int:
+    """splitmix64's finaliser: a well-spread 64-bit hash, far cheaper than a seeded Random."""
+    value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+    value = (value ^ (value >> 27)) * 0x94D049BB133111EB & _MASK64
+    return value ^ (value >> 31)
+
+
+def spread_datetime(salt: int, index: int, *, audit_stamp: bool) -> str | None:
+    """Row `index`'s value of a date-time field (`salt` names it) anywhere in ten years: 10 %
+    null, of the rest half dates (midnight on Exact's clock), half instants; audit stamps are
+    always instants."""
+    bits = _mix(salt + index * 0x9E3779B97F4A7C15 & _MASK64)
+    roll = bits % 20
+    if roll < 2:
+        return None
+    ms = (SPREAD_FROM_S + (bits >> 8) % SPREAD_SECONDS) * 1000 + (bits >> 48) % 1000
+    if roll < 11 and not audit_stamp:
+        ms = midnight_ms(ms)
+    elif not representable(ms):
+        ms -= 3_600_000  # Exact's wall clock cannot tell the second pass of the autumn hour
+    return odata_date(ms)
+
+
 def _guid(rng: random.Random) -> str | None:
     if rng.random() < 0.2:
         return None
@@ -244,19 +305,43 @@ class RowFactory:
     """Generates and serialises rows of one stream in one division (no mutable state)."""
 
     def __init__(
-        self, spec: StreamSpec, division: int, seed: int, constants: Mapping[str, object]
+        self,
+        spec: StreamSpec,
+        division: int,
+        seed: int,
+        constants: Mapping[str, object],
+        *,
+        spread_dates: bool = False,
+        book_values: Callable[[int], Values] | None = None,
+        book_fields: frozenset[str] = frozenset(),
+        book_constants: Mapping[str, object] | None = None,
     ) -> None:
         self.spec = spec
         self.division = division
         self.seed = seed
         self.constants = dict(constants)
+        # What the division's books say about a row (fake_exact/books.py), per row index.
+        self.book_values = book_values
+        self.book_fields = book_fields & set(spec.fields)
+        # Fields the books give one value in every row: served with the static part.
+        self.book_constants = {k: v for k, v in (book_constants or {}).items() if k in spec.fields}
         fields = spec.fields
         self.key_fields = [k for k in spec.keys if k in fields and k != "Division"]
         self.guid_key = next((k for k in self.key_fields if fields[k] == "Edm.Guid"), None)
         self._guid_prefix = {k: _guid_prefix(seed, spec.name, division, k) for k in self.key_fields}
+        # Date-times generated per row (not Modified: its order is what incremental reads use).
+        self.spread_fields = {
+            name: int(_guid_prefix(seed, spec.name, division, name)[:8], 16)
+            for name, edm in fields.items()
+            if spread_dates and edm == "Edm.DateTime" and name not in (*spec.keys, "Modified")
+        }
         self.dynamic = self._dynamic_fields()
         self.static_fields = [(f, t) for f, t in fields.items() if f not in self.dynamic]
-        self.changed_field = _changed_field(self.static_fields, spec.keys)
+        self.changed_field = (
+            "Description"  # also where the books write it
+            if fields.get("Description") == "Edm.String" and "Description" not in spec.keys
+            else _changed_field(self.static_fields, spec.keys)
+        )
         self.nav = next((n for n in NAV_CANDIDATES if n not in fields), "Navigation")
         self.type_name = f"Exact.Web.Api.Models.{spec.entity}"
         self._static_rows: list[dict[str, object]] | None = None
@@ -264,7 +349,8 @@ class RowFactory:
 
     def _dynamic_fields(self) -> set[str]:
         spec = self.spec
-        names = set(self.key_fields) | set(self.constants)
+        names = set(self.key_fields) | set(self.constants) | set(self.spread_fields)
+        names |= self.book_fields
         if "Division" in spec.fields:
             names.add("Division")
         if spec.is_sync and "Timestamp" in spec.fields:
@@ -322,7 +408,9 @@ class RowFactory:
 
     def _make_static(self, residue: int) -> dict[str, object]:
         rng = random.Random(f"{self.seed}|{self.spec.name}|{self.division}|{residue}")
-        return {name: static_value(name, edm, rng) for name, edm in self.static_fields}
+        row = {name: static_value(name, edm, rng) for name, edm in self.static_fields}
+        row.update(self.book_constants)
+        return row
 
     def static_json(self, select: tuple[str, ...]) -> list[str]:
         """Per residue, the pre-serialised `"Name":value,...` of the selected static fields."""
@@ -418,6 +506,10 @@ class Table:
             values["Modified"] = odata_date(self.modified_ms(index))
         if "LineNumber" in dynamic:
             values["LineNumber"] = index % 4  # 0 = header row, like Exact's header+line syncs
+        for name, salt in factory.spread_fields.items():
+            values[name] = spread_datetime(salt, index, audit_stamp=name in AUDIT_STAMPS)
+        if factory.book_values is not None:
+            values.update(factory.book_values(index))
         values.update(factory.constants)
         return values
 
@@ -521,17 +613,71 @@ class Table:
                 body = self._slow_body(index, select)
             else:
                 values = self.dynamic_values(index)
-                parts = [field_json(n, values[n]) for n in dynamic]
+                body = dynamic_json({n: values[n] for n in dynamic})
                 static_part = static[index % RESIDUES]
                 if static_part:
-                    parts.append(static_part)
-                body = ",".join(parts)
+                    body = body + "," + static_part if body else static_part
             out.append(head + key + type_part + body + nav_open + key + nav_close)
         return out
 
     def _slow_body(self, index: int, select: tuple[str, ...]) -> str:
         row = self.raw_row(index)
         return ",".join(field_json(name, row[name]) for name in select)
+
+
+class ComputedTable(Table):
+    """An aggregate of the books (ReportingBalance, ReceivablesList, ...): one slot per row the
+    aggregate could have, present while the entries give it a value, so a row keeps its key."""
+
+    def __init__(self, factory: RowFactory, compute: Callable[[], Computed]) -> None:
+        super().__init__(factory, 0)
+        self._compute = compute
+        self._cached: tuple[Computed, list[int]] | None = None
+
+    def _now(self) -> tuple[Computed, list[int]]:
+        computed = self._compute()
+        if self._cached is not None and self._cached[0] is computed:
+            return self._cached
+        self._cached = (computed, sorted(computed.rows))
+        return self._cached
+
+    @property
+    def n(self) -> int:
+        return self._now()[0].slots
+
+    @n.setter
+    def n(self, value: int) -> None:
+        pass  # the books decide
+
+    @property
+    def n_base(self) -> int:
+        return self.n
+
+    @n_base.setter
+    def n_base(self, value: int) -> None:
+        pass
+
+    def exists(self, index: int) -> bool:
+        return index in self._now()[0].rows
+
+    def existing(self) -> Iterator[int]:
+        return iter(self._now()[1])
+
+    def count(self) -> int:
+        return len(self._now()[1])
+
+    def index_indices(self, start: int, bounds: tuple[int, int] | None, limit: int) -> list[int]:
+        present = self._now()[1]
+        position = bisect.bisect_left(present, start)
+        return present[position : position + limit]
+
+    def dynamic_values(self, index: int) -> dict[str, object]:
+        values: dict[str, object] = dict.fromkeys(self.spec.fields)
+        values.update((k, self.factory.key_value(k, index)) for k in self.factory.key_fields)
+        if "Division" in self.spec.fields:
+            values["Division"] = self.division
+        values.update(self._now()[0].rows.get(index, {}))
+        return values
 
 
 class ChildTable:
@@ -639,7 +785,13 @@ class Dataset:
         rows: Mapping[str, int] | None,
         default_rows: int | None,
         seed: int,
+        spread_dates: bool = False,
+        today: date | None = None,
     ) -> None:
+        self.spread_dates = spread_dates
+        # The books run up to this day (ageing and ProfitLossOverview count from it).
+        self.today = today or datetime.now(timezone.utc).date()
+        self._books: dict[int, tuple[Books, Refs]] = {}
         self.specs = {spec.name: spec for spec in catalog.streams}
         self.alternatives = {(spec.name, spec.api): spec for spec in catalog.alternatives}
         unknown = sorted(set(rows or {}) - set(self.specs))
@@ -651,6 +803,7 @@ class Dataset:
         self._rows = dict(rows or {})
         self._default_rows = default_rows
         self._tables: dict[tuple[str, str, int], Table] = {}
+        self._me_tables: dict[tuple[str, str], Table] = {}
         # Changed rows get Timestamps above every generated one, per division (rowversion).
         largest = max((self.rows_for(spec) for spec in catalog.streams), default=0)
         self._ts_start = TS_BASE + (largest + 1) * TS_STRIDE
@@ -687,10 +840,74 @@ class Dataset:
         # stream's default endpoint (the same entity), with the same keys where they match.
         table = self._tables.get((spec.name, spec.api, division))
         if table is None:
-            constants = {"CurrentDivision": self.current_division} if spec.name == "me" else {}
-            factory = RowFactory(spec, division, self.seed, constants)
-            rows = self.rows_for(self.specs[spec.name])
-            table = self._tables[(spec.name, spec.api, division)] = Table(factory, rows)
+            table = self._tables[(spec.name, spec.api, division)] = self._new_table(spec, division)
+        return table
+
+    def _new_table(self, spec: StreamSpec, division: int) -> Table:
+        constants = {"CurrentDivision": self.current_division} if spec.name == "me" else {}
+        if division and spec.name in COMPUTED:
+            refs = self.books(division)[1]
+            factory = RowFactory(spec, division, self.seed, {}, book_fields=frozenset(spec.fields))
+            for field_name, stream in KEY_OF.get(spec.name, {}).items():
+                factory._guid_prefix[field_name] = refs.prefix(stream)
+            return ComputedTable(factory, self._computed(spec.name, division))
+        values = None
+        fields: frozenset[str] = frozenset()
+        same_in_every_row: Values = {}
+        if division and spec.name in ROW_VALUES:
+            refs = self.books(division)[1]
+            row_values, same_in_every_row = ROW_VALUES[spec.name]
+            fields = frozenset(row_values(refs, 0))
+
+            def values(index: int) -> Values:
+                return row_values(refs, index)
+
+        factory = RowFactory(
+            spec,
+            division,
+            self.seed,
+            constants,
+            spread_dates=self.spread_dates,
+            book_values=values,
+            book_fields=fields,
+            book_constants=same_in_every_row,
+        )
+        return Table(factory, self.rows_for(self.specs[spec.name]))
+
+    def books(self, division: int) -> tuple[Books, Refs]:
+        """The division's books and the guids of what they point at (made on first use)."""
+        found = self._books.get(division)
+        if found is None:
+            sizes = Sizes(
+                gl_accounts=self.rows_for(self.specs["gl_accounts"]),
+                accounts=self.rows_for(self.specs["accounts"]),
+                items=self.rows_for(self.specs["items"]),
+                lines=self.rows_for(self.specs["transaction_lines"]),
+            )
+            books = Books(self.seed, division, sizes, self.today)
+            found = self._books[division] = (books, Refs(self.seed, division, books))
+        return found
+
+    def _computed(self, name: str, division: int) -> Callable[[], Computed]:
+        books, refs = self.books(division)
+        make = COMPUTED[name]
+        cache: list[tuple[int, Computed]] = []
+
+        def compute() -> Computed:
+            generation = books.changes.generation
+            if not cache or cache[0][0] != generation:
+                cache[:] = [(generation, make(refs))]
+            return cache[0][1]
+
+        return compute
+
+    def me_table(self, spec: StreamSpec, user_id: str, current_division: int) -> Table:
+        """current/Me of another login (see FakeExact.add_login): its own UserID and division."""
+        table = self._me_tables.get((spec.api, user_id))
+        if table is None:
+            constants = {"CurrentDivision": current_division, "UserID": user_id}
+            factory = RowFactory(spec, 0, self.seed, constants)
+            table = self._me_tables[(spec.api, user_id)] = Table(factory, 1)
         return table
 
     def child_table(self, spec: StreamSpec, division: int) -> ChildTable:
@@ -717,7 +934,13 @@ class Dataset:
         spec = self.spec(name)
         if spec.child_of is not None or spec.name == "me":
             raise ValueError(f"{name} cannot be mutated")
+        if spec.name in COMPUTED:
+            raise ValueError(f"{name} is computed from the entries: change transaction_lines")
         table = self.table(spec, division)
+        if spec.name == "transaction_lines" and division:
+            return self._mutate_entries(
+                table, update=update, insert=insert, now_ms=now_ms, start=start, values=values
+            )
         existing = itertools.islice(table.existing(), start, start + update)
         changed = list(existing)
         for index in changed:
@@ -733,13 +956,81 @@ class Dataset:
                 table.override(index).version = max(table.version(index), 1)  # served slowly
         return [table.raw_row(index) for index in changed]
 
+    def _mutate_entries(
+        self,
+        table: Table,
+        *,
+        update: int,
+        insert: int,
+        now_ms: int,
+        start: int,
+        values: Mapping[str, object] | None,
+    ) -> list[dict[str, object]]:
+        """`update` and `insert` count entries: all lines of an entry change together (Exact
+        gives header and lines new Timestamps together), and an entry is added whole."""
+        books = self.books(table.division)[0]
+        updated = list(itertools.islice(books.existing(), start, start + update))
+        day = datetime.fromtimestamp(now_ms / 1000, timezone.utc).date()
+        inserted = []
+        for _ in range(insert):
+            inserted.append(books.append_generated(day).index)
+            table.n += LINES_PER_ENTRY
+        changed = []
+        for entry in updated + inserted:
+            first = books.first_row(entry)
+            for index in range(first, first + books.line_count(entry)):
+                table.touch(
+                    index,
+                    new_ts=self._ts_for(table),
+                    now_ms=now_ms,
+                    bump_version=entry not in inserted,
+                )
+                if values:
+                    table.override(index).values = dict(values)
+                    table.override(index).version = max(table.version(index), 1)
+                changed.append(index)
+        return [table.raw_row(index) for index in changed]
+
+    def pay(self, name: str, division: int, count: int, *, now_ms: int) -> list[object]:
+        """Pay the first `count` open items of ReceivablesList or PayablesList in full: a bank
+        entry per item (its lines in TransactionLines); the items leave the lists."""
+        books = self.books(division)[0]
+        lines = self.table(self.spec("transaction_lines"), division)
+        kind = "sales" if name.startswith("receivables") else "purchase"
+        items = [
+            e for e, item in sorted(books.aggregates().open_items.items()) if item.kind == kind
+        ]
+        day = datetime.fromtimestamp(now_ms / 1000, timezone.utc).date()
+        keys: list[object] = []
+        for invoice in items[:count]:
+            payment = books.append_payment(invoice, day)
+            lines.n += LINES_PER_ENTRY
+            first = books.first_row(payment.index)
+            for index in range(first, first + LINES_PER_ENTRY):
+                lines.touch(index, new_ts=self._ts_for(lines), now_ms=now_ms, bump_version=False)
+            keys.append(str(invoice + 1))  # the item's HID
+        return keys
+
     def _ts_for(self, table: Table) -> int | None:
         return self.new_timestamp(table.division) if table.spec.is_sync else None
 
     def delete(self, name: str, division: int, count: int, *, now_ms: int) -> list[object]:
         spec = self.spec(name)
+        if spec.name in ("receivables_list", "payables_list") and division:
+            return self.pay(name, division, count, now_ms=now_ms)
+        if spec.name in COMPUTED:
+            raise ValueError(f"{name} is computed from the entries: change transaction_lines")
         table = self.table(spec, division)
         victims = [index for _, index in zip(range(count), table.existing(), strict=False)]
+        if spec.name == "transaction_lines" and division:
+            # `count` entries, each with all its lines (an entry is deleted whole).
+            books = self.books(division)[0]
+            entries = list(itertools.islice(books.existing(), count))
+            victims = []
+            for entry in entries:
+                books.delete(entry)
+                first = books.first_row(entry)
+                victims.extend(range(first, first + books.line_count(entry)))
         keys = []
         # Exact's deletion log knows only its documented entity types: an open item that
         # leaves ReceivablesList (the invoice was paid) is just no longer listed.

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from fake_exact.auth import TokenAuthority, TokenReply
+from fake_exact.auth import DEFAULT_LOGIN, TokenAuthority, TokenReply
 from fake_exact.clock import to_wire, wall_ms
 from fake_exact.data import (
     CATALOG_PATH,
@@ -96,6 +96,15 @@ IIS_PAGE = (
     '<div id="content"><fieldset><h2>{status} - {phrase}</h2>'
     "<h3>The service is unavailable. Please try again later.</h3></fieldset></div></body></html>"
 )
+
+
+@dataclass(frozen=True)
+class OtherLogin:
+    """Another Exact user who authorized the same app: own tokens, own divisions, own Me."""
+
+    user_id: str  # current/Me's UserID
+    divisions: tuple[int, ...]
+    current_division: int
 
 
 @dataclass
@@ -180,6 +189,7 @@ class FakeExact:
         minute_window_seconds: float = 60.0,
         daily_limit: int = 5000,
         seed: int = 1,
+        spread_dates: bool = False,
         port: int = 0,
     ) -> None:
         self.divisions = tuple(int(d) for d in divisions)
@@ -191,6 +201,7 @@ class FakeExact:
         self.client_id = client_id
         self.client_secret = client_secret
         self.initial_refresh_token = initial_refresh_token
+        self.other_logins: dict[str, OtherLogin] = {}  # by UserID: see add_login
         self._lock = threading.Lock()
         catalog = read_catalog(catalog_path)
         self.data = Dataset(
@@ -199,6 +210,7 @@ class FakeExact:
             rows=rows,
             default_rows=default_rows,
             seed=seed,
+            spread_dates=spread_dates,
         )
         self._routes = self._build_routes([*catalog.streams, *catalog.alternatives], streams)
         self._clock_offset = 0.0
@@ -223,6 +235,7 @@ class FakeExact:
         # (division or None for all, Reason header or None, path substring or None): see forbid.
         self._forbidden: list[tuple[int | None, str | None, str | None]] = []
         self._calls: list[tuple[str, str, str, int]] = []
+        self._call_times: list[float] = []  # when each of `_calls` arrived (real time, epoch)
         self._in_flight = 0
         self._max_in_flight = 0
         self._without_accept = 0
@@ -290,9 +303,29 @@ class FakeExact:
         with self._lock:
             self._clock_offset += seconds
 
-    def issue_authorization_code(self, redirect_uri: str) -> str:
+    def issue_authorization_code(self, redirect_uri: str, login: str = DEFAULT_LOGIN) -> str:
+        """A code as Exact's login page gives it: for the first login, or for `login` (a UserID
+        from add_login)."""
         with self._lock:
-            return self.auth.issue_code(redirect_uri)
+            return self.auth.issue_code(redirect_uri, login)
+
+    def add_login(self, *, refresh_token: str, divisions: Iterable[int]) -> str:
+        """Another Exact user authorizes the same app (same client_id): from `refresh_token` on
+        it has its own chain of tokens, and its tokens see only its `divisions` and its own
+        current/Me (UserID, CurrentDivision). Returns its UserID."""
+        with self._lock:
+            codes = tuple(int(d) for d in divisions)
+            user_id = f"00000000-0000-4000-8000-{len(self.other_logins) + 1:012x}"
+            self.other_logins[user_id] = OtherLogin(user_id, codes, codes[0])
+            self.auth.add_login(user_id, refresh_token)
+            return user_id
+
+    @property
+    def user_id(self) -> str:
+        """The first login's UserID, as its current/Me says."""
+        with self._lock:
+            row = self.data.table(self.data.spec("me"), 0).raw_row(0)
+        return str(row["UserID"])
 
     def grant_access_token(self) -> str:
         """A valid access token without a refresh (for tests that only need data calls)."""
@@ -457,6 +490,12 @@ class FakeExact:
         with self._lock:
             return list(self._calls)
 
+    @property
+    def call_times(self) -> list[float]:
+        """When each request of `calls` arrived (real time: the clock the rate limits use)."""
+        with self._lock:
+            return list(self._call_times)
+
     def data_calls(self, path_contains: str | None = None) -> int:
         with self._lock:
             return sum(
@@ -585,6 +624,7 @@ class FakeExact:
         if path == "/_fake/stats":
             return json_response(200, self.stats())
         with self._lock:
+            self._call_times.append(time.time())
             response = self._route(method, path, query, headers, body)
             status = 0 if response is None else response.status
             self._calls.append((method, path, query, status))
@@ -649,7 +689,9 @@ class FakeExact:
             return self._fault_response(fault, route)
         if not self.auth.access_ok(_bearer(headers)):
             return exact_error(401, "Access token is expired or invalid.")
-        if route.division is not None and route.division not in self.divisions:
+        login = self.other_logins.get(self.auth.login_of(_bearer(headers)))
+        divisions = self.divisions if login is None else login.divisions
+        if route.division is not None and route.division not in divisions:
             return exact_error(403, "Forbidden")
         forbidden = self._forbidden_response(route, path)
         if forbidden is not None:
@@ -673,7 +715,7 @@ class FakeExact:
         if not accepts_json:
             return Response(200, _atom_feed(spec, route, self.base_url), "application/atom+xml")
         try:
-            body = self._page(spec, route, parse_query(raw_query), path)
+            body = self._page(spec, route, parse_query(raw_query), path, login)
         except ODataError as error:
             return exact_error(error.status, error.message, limit_headers)
         return Response(200, body, JSON_TYPE, limit_headers)
@@ -711,7 +753,9 @@ class FakeExact:
             return Response(fault.status)
         return exact_error(fault.status, phrase)
 
-    def _page(self, spec: StreamSpec, route: Route, query: Query, path: str) -> bytes:
+    def _page(
+        self, spec: StreamSpec, route: Route, query: Query, path: str, login: OtherLogin | None
+    ) -> bytes:
         division = route.division or 0
         required = self._mandatory_filters.get(
             (spec.name, route.division)
@@ -729,11 +773,14 @@ class FakeExact:
         if spec.path == DELETED_PATH:
             return self._deleted_page(spec, division, query, path)
         if spec.path == LOGIN_DIVISIONS_PATH:
-            return self._login_divisions_page(spec, route, query)
+            return self._login_divisions_page(spec, route, query, login)
         select = parse_select(spec, query)
         top = parse_top(query)
         limit = spec.page_size if top is None else min(top, spec.page_size)
-        table = self.data.table(spec, division)
+        if spec.name == "me" and login is not None:
+            table = self.data.me_table(spec, login.user_id, login.current_division)
+        else:
+            table = self.data.table(spec, division)
         token = query.params.get("$skiptoken")
         if spec.is_sync:
             after = parse_sync_filter(query)
@@ -800,9 +847,12 @@ class FakeExact:
                 return json.dumps({"d": {"results": [row]}}).encode()
         return b'{"d":{"results":[]}}'
 
-    def _login_division_rows(self) -> list[dict[str, object]]:
+    def _login_division_rows(self, login: OtherLogin | None = None) -> list[dict[str, object]]:
         spec = self.data.spec("system_divisions")
         codes = sorted({*self.divisions, *self.forbidden_divisions})
+        current = self.current_division
+        if login is not None:
+            codes, current = sorted(login.divisions), login.current_division
         generated = Table(RowFactory(spec, 0, self.seed, {}), len(codes))
         rows = []
         for index, code in enumerate(codes):
@@ -811,17 +861,19 @@ class FakeExact:
                 generated.raw_row(index)
                 | {
                     "Code": code,
-                    "Current": code == self.current_division,
+                    "Current": code == current,
                     "Description": f"Administration {code}",
                     "DivisionMoveDate": None if moved is None else odata_date(moved),
                 }
             )
         return rows
 
-    def _login_divisions_page(self, spec: StreamSpec, route: Route, query: Query) -> bytes:
+    def _login_divisions_page(
+        self, spec: StreamSpec, route: Route, query: Query, login: OtherLogin | None
+    ) -> bytes:
         """system/Divisions: every division of the login (one page; $top honoured)."""
         select = parse_select(spec, query)
-        rows = self._login_division_rows()
+        rows = self._login_division_rows(login)
         if len(rows) > spec.page_size:
             raise ODataError(500, "the fake serves at most one page of divisions")
         top = parse_top(query)

@@ -1,8 +1,12 @@
 """Measure the tap alone against the fake Exact server: records/s, API calls per 1,000 rows,
 memory, and CPU per record side by side with a baseline.
 
-Usage: uv run python scripts/benchmark.py [ROWS ...] [--repeat N]
-       (default: 100000 300000, 3 runs of each)
+Usage: uv run python scripts/benchmark.py [ROWS ...] [--repeat N] [--dates narrow|spread|both]
+       (default: 100000 300000, 3 runs of each, on both kinds of rows)
+
+Rows' date-times: `narrow` is the fake's default data (each column repeats one of 251 values,
+Modified spans days); `spread` gives every row its own Created, Date and DueDate over ten years,
+as Exact's are (`python -m fake_exact --spread-dates`): what a per-value cost in the clock shows on.
 
 The fake server runs in its own process with rate limits lifted (the tap's speed, not Exact's
 60 calls/minute, is what is measured). The baseline (scripts/baseline_tap.py) is a minimal
@@ -103,10 +107,11 @@ def fake_stats(url: str) -> dict[str, int]:
     return stats
 
 
-def measure(rows: int, repeat: int) -> list[dict[str, float]]:
+def measure(rows: int, repeat: int, dates: str) -> list[dict[str, float]]:
     """`repeat` runs of the tap on `rows` rows, each followed by the baseline, so that both see
     the machine in the same mood; one fake server and one discovery for all of them."""
     server, url = spawn_fake_exact(
+        *(["--spread-dates"] if dates == "spread" else []),
         "--divisions",
         str(DIVISION),
         "--streams",
@@ -186,6 +191,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rows", nargs="*", type=int, default=[100_000, 300_000])
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (default 3)")
+    parser.add_argument(
+        "--dates",
+        choices=("narrow", "spread", "both"),
+        default="both",
+        help="rows' date-times: the fake's default, spread over ten years, or both (default)",
+    )
     arguments = parser.parse_args()
     columns = (
         ("records/s", "records_per_second", 0),
@@ -196,19 +207,22 @@ def main() -> None:
         ("baseline us/rec", "baseline_cpu_us_per_record", 1),
         ("ratio", "ratio", 2),
     )
-    print(f"{'rows':>8} {'run':>5} " + " ".join(f"{title:>15}" for title, _, _ in columns))
+    kinds = ("narrow", "spread") if arguments.dates == "both" else (arguments.dates,)
+    titles = " ".join(f"{title:>15}" for title, _, _ in columns)
+    print(f"{'rows':>8} {'dates':>7} {'run':>5} {titles}")
     summaries = []
     for rows in arguments.rows:
-        results = []
-        for run, result in enumerate(measure(rows, arguments.repeat), start=1):
-            results.append(result)
-            figures = " ".join(f"{result[key]:>15.{digits}f}" for _, key, digits in columns)
-            print(f"{rows:>8} {run:>5} {figures}", flush=True)
-        summaries.append((rows, results))
+        for dates in kinds:
+            results = []
+            for run, result in enumerate(measure(rows, arguments.repeat, dates), start=1):
+                results.append(result)
+                figures = " ".join(f"{result[key]:>15.{digits}f}" for _, key, digits in columns)
+                print(f"{rows:>8} {dates:>7} {run:>5} {figures}", flush=True)
+            summaries.append((rows, dates, results))
     print(f"\nlowest-highest over {arguments.repeat} runs:")
-    for rows, results in summaries:
+    for rows, dates, results in summaries:
         figures = " ".join(f"{spread(results, key, digits):>15}" for _, key, digits in columns)
-        print(f"{rows:>8} {'all':>5} {figures}")
+        print(f"{rows:>8} {dates:>7} {'all':>5} {figures}")
 
 
 if __name__ == "__main__":

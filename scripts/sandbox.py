@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,52 @@ for (table,) in tables:
     rows = con.execute(f'select division, count(*) from exactonline.{table} '
                        'group by division order by division').fetchall()
     print(f"  {table:<28} " + ", ".join(f"division {d}: {n} rows" for d, n in rows))
+"""
+
+# The books of each division as its accountant would check them (docs/fake-books.md): revenue
+# and result per financial year from the ledger lines and the chart of accounts, the open
+# receivables, and the trial balance, which sums to zero.
+BOOKS_SUMMARY = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+years = con.execute('''
+    select t.division, t.financial_year,
+           -sum(case when g.balance_type = 'W' and g.balance_side = 'C' then t.amount_dc end),
+           -sum(case when g.balance_type = 'W' then t.amount_dc end)
+    from exactonline.transaction_lines t
+    join exactonline.gl_accounts g on g.id = t.gl_account and g.division = t.division
+    group by 1, 2 order by 1, 2''').fetchall()
+print(f"  {'division':<9} {'year':<5} {'revenue':>14} {'result':>14}")
+for division, year, revenue, result in years:
+    print(f"  {division:<9} {year:<5} {revenue:>14,.2f} {result:>14,.2f}")
+open_items = dict(con.execute(
+    'select division, sum(amount) from exactonline.receivables_list group by 1').fetchall())
+trial = con.execute(
+    'select division, sum(amount_dc) from exactonline.transaction_lines group by 1 order by 1'
+).fetchall()
+for division, total in trial:
+    print(f"  division {division}: open receivables {open_items.get(division, 0):,.2f}, "
+          f"trial balance {abs(total):,.2f}")
+"""
+
+# target-duckdb logs every CREATE TABLE in full (thousands of characters a line): the sandbox
+# shows the tap's log and the loader's warnings only.
+LOADER_LOGGING = """
+[loggers]
+keys=root
+[handlers]
+keys=stderr
+[formatters]
+keys=plain
+[logger_root]
+level=WARNING
+handlers=stderr
+[handler_stderr]
+class=StreamHandler
+formatter=plain
+args=(sys.stderr,)
+[formatter_plain]
+format=%(levelname)s %(message)s
 """
 
 
@@ -67,6 +114,8 @@ def main() -> None:
         "--daily-limit",
         "1000000",
     )
+    loader_logging = sandbox / "loader-logging.conf"
+    loader_logging.write_text(LOADER_LOGGING)
     print(f"Fake Exact Online server: {url}")
     try:
         env = {
@@ -81,6 +130,7 @@ def main() -> None:
             "TAP_EXACTONLINE_DIVISIONS": "[1001, 1002]",
             "TAP_EXACTONLINE_TOKEN_STORE": str(sandbox / "tokens.json"),
             "TARGET_DUCKDB_FILEPATH": str(database),
+            "LOGGING_CONF_FILE": str(loader_logging),
         }
         meltano("install", "tap-exactonline", "target-duckdb", env=env)
         meltano("run", "--full-refresh", "tap-exactonline", "target-duckdb", env=env)
@@ -90,7 +140,14 @@ def main() -> None:
     python = sandbox / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
     print(f"\nRows landed in {database} (schema exactonline):")
     subprocess.run([str(python), "-c", SHOW_TABLES, str(database)], check=True)
-    print(f"\nQuery them, e.g.: duckdb {database} 'select count(*) from exactonline.accounts'")
+    print("\nThe books (revenue and result per financial year, in EUR):")
+    subprocess.run([str(python), "-c", BOOKS_SUMMARY, str(database)], check=True)
+    # No duckdb command is installed: the loader's own Python has the duckdb module.
+    query = (
+        f"import duckdb; con = duckdb.connect('{database}', read_only=True); "
+        "con.sql('select division, count(*) from exactonline.accounts group by division').show()"
+    )
+    print(f"\nQuery them, e.g.:\n{shlex.quote(str(python))} -c {shlex.quote(query)}")
 
 
 if __name__ == "__main__":

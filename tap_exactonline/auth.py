@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,6 +91,7 @@ class ExactAuthenticator(requests.auth.AuthBase):
         clock: Callable[[], float] = time.time,
         superseded: Iterable[TokenSet] = (),
         start_note: str = "",
+        identify: Callable[[str], str] | None = None,
     ) -> None:
         self._token_url = token_url
         self._client_id = client_id
@@ -117,6 +119,9 @@ class ExactAuthenticator(requests.auth.AuthBase):
         # it (an empty token store left only the `refresh_token` setting).
         self._start_note = start_note
         self._first_refresh_token = tokens.refresh_token
+        # Access token -> the Exact login (UserID) it acts for: asked once per chain, so that a
+        # store shared by several logins keeps each one's tokens apart (token_stores/logins.py).
+        self._identify = identify
         self._remember(tokens)
 
     def __repr__(self) -> str:
@@ -309,6 +314,8 @@ class ExactAuthenticator(requests.auth.AuthBase):
                 "the next refresh is refused and the app must be authorized again."
             )
         self._remember(new)
+        if not new.login and self._identify is not None and new.access_token:
+            new = replace(new, login=self._identify(new.access_token))
         # Durable first: if we crash after this line, the next run still has the new token.
         if self._store is not None:
             try:

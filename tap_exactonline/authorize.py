@@ -10,32 +10,49 @@ the browser shows the real outcome of the exchange. Tokens are never printed.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
 from tap_exactonline.auth import INVALID_CLIENT_MESSAGE
+from tap_exactonline.callback import (
+    LOOPBACK_HOSTS,
+    AuthorizationFailed,
+    code_from_callback,
+    listen_for_callback,
+)
 from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
-from tap_exactonline.settings import FERNET_KEY_PROBLEM, REGIONS, key_problem, site_of, token_url
+from tap_exactonline.exact_login import login_of
+from tap_exactonline.redact import scrub
+from tap_exactonline.settings import (
+    FERNET_KEY_PROBLEM,
+    REGIONS,
+    base_url_problem,
+    key_problem,
+    secret_values,
+    site_of,
+    token_url,
+)
 from tap_exactonline.token_stores import (
     DEFAULT_TOKEN_FILE,
     TokenStore,
     open_token_store,
+    tells_logins_apart,
     token_store_problem,
 )
 from tap_exactonline.tokens import (
-    TokenCodec,
     TokenRefreshError,
     TokenSet,
+    codec_for,
     fingerprint,
     json_or_empty,
 )
@@ -43,10 +60,6 @@ from tap_exactonline.tokens import (
 ENV_PREFIX = "TAP_EXACTONLINE_"
 DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"
 LISTEN_SECONDS = 300
-
-
-class AuthorizationFailed(Exception):
-    """One line for the user; the command exits 1."""
 
 
 def load_settings(config_files: list[str]) -> dict[str, Any]:
@@ -71,6 +84,9 @@ def origin_of(settings: dict[str, Any]) -> str:
     region = str(settings.get("region") or "nl")
     if not settings.get("base_url") and region not in REGIONS:
         raise AuthorizationFailed(f"Setting `region` must be one of {', '.join(REGIONS)}.")
+    problem = base_url_problem(str(settings["base_url"])) if settings.get("base_url") else ""
+    if problem:
+        raise AuthorizationFailed(problem)
     return site_of(settings)
 
 
@@ -85,77 +101,6 @@ def authorize_url(origin: str, client_id: str, redirect_uri: str, state: str) ->
         }
     )
     return f"{origin}/api/oauth2/auth?{query}"
-
-
-def code_from_callback(callback: str, state: str) -> str:
-    """The `code` of a callback URL (or a bare code), checking our `state` when present."""
-    callback = callback.strip()
-    if not callback:
-        raise AuthorizationFailed(
-            "Nothing was pasted: paste the whole URL your browser was sent to."
-        )
-    if "?" not in callback and "=" not in callback:
-        return callback
-    query = parse_qs(urlsplit(callback).query or callback)
-    if "error" in query:
-        raise AuthorizationFailed(f"Exact did not authorize the app: {query['error'][0]}.")
-    if query.get("state", [state])[0] != state:
-        raise AuthorizationFailed("The callback is not from this authorization (state differs).")
-    codes = query.get("code")
-    if not codes:
-        raise AuthorizationFailed("The callback URL has no `code`; paste the whole URL.")
-    return codes[0]
-
-
-def listen_for_callback(
-    redirect_uri: str, state: str, timeout: float, finish: Callable[[str], str]
-) -> str:
-    """Serve the redirect URI on localhost until Exact's redirect brings the code; exchange it
-    with `finish` while the browser waits, and show there what came of it."""
-    parts = urlsplit(redirect_uri)
-    if parts.hostname not in ("localhost", "127.0.0.1"):
-        raise AuthorizationFailed(
-            f"--listen needs a redirect URI on localhost (got {parts.hostname}); use --paste."
-        )
-    outcomes: list[str | Exception] = []
-
-    class Callback(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if urlsplit(self.path).path != (parts.path or "/"):
-                self.send_error(404)
-                return
-            try:
-                outcomes.append(finish(code_from_callback(self.path, state)))
-                status, page = 200, "Exact Online is authorized. You can close this window."
-            except (AuthorizationFailed, TokenRefreshError) as failure:
-                outcomes.append(failure)
-                status, page = 400, f"Not authorized: {failure}\nRun the command again."
-            body = page.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # the request line carries the code
-
-    try:
-        server = HTTPServer(("127.0.0.1", parts.port or 80), Callback)
-    except OSError as exc:
-        raise AuthorizationFailed(
-            f"Cannot listen on {parts.hostname}:{parts.port or 80} ({exc.strerror}); use --paste."
-        ) from None
-    server.timeout = 0.5
-    deadline = time.monotonic() + timeout
-    with server:
-        while not outcomes:
-            if time.monotonic() > deadline:
-                raise AuthorizationFailed(f"No callback within {timeout:.0f} s.")
-            server.handle_request()
-    if isinstance(outcomes[0], Exception):
-        raise outcomes[0]
-    return outcomes[0]
 
 
 def exchange_code(
@@ -212,7 +157,21 @@ def exchange_code(
     raise AuthorizationFailed(f"Exact's token endpoint answered {error}.")
 
 
-def open_store(settings: dict[str, Any], env_file: Path) -> TokenStore:
+class Terminal:
+    """What the command shows, every secret of the settings masked as in the tap's logs (a
+    password in a `token_store` URL too: a store's name may carry its URL)."""
+
+    def __init__(self) -> None:
+        self.secrets: list[str] = []
+
+    def show(self, text: str) -> None:
+        print(scrub(text, self.secrets), flush=True)
+
+    def complain(self, text: str) -> None:
+        print(f"tap-exactonline-auth: {scrub(text, self.secrets)}", file=sys.stderr, flush=True)
+
+
+def open_store(settings: dict[str, Any], env_file: Path, terminal: Terminal) -> TokenStore:
     """The store the new tokens go to, opened before the browser step: a setting that cannot
     work fails now, not after Exact has spent the single-use authorization code."""
     location = settings.get("token_store")
@@ -220,7 +179,7 @@ def open_store(settings: dict[str, Any], env_file: Path) -> TokenStore:
         raise AuthorizationFailed(problem)
     if key_problem(settings.get("token_encryption_key")):
         raise AuthorizationFailed(FERNET_KEY_PROBLEM)
-    codec = TokenCodec(settings.get("token_encryption_key"))
+    codec = codec_for(settings)
     if not location:
         prepare_default_folder(env_file)
     store = open_token_store(
@@ -229,7 +188,7 @@ def open_store(settings: dict[str, Any], env_file: Path) -> TokenStore:
     with store.locked():  # can it take the tokens? (a read-only or full disk, no rights)
         store.prove_writable()
     if exposure := store.exposure():
-        print(f"tap-exactonline-auth: warning: {exposure}", file=sys.stderr, flush=True)
+        terminal.complain(f"warning: {exposure}")
     return store
 
 
@@ -267,6 +226,9 @@ def save_tokens(
         if settings.get("refresh_token")
         else "",
     )
+    if tells_logins_apart(store):  # kept under the Exact login they are for
+        api_base = f"{origin_of(settings)}/api/v1"
+        tokens = replace(tokens, login=login_of(api_base, str(body["access_token"])))
     with store.locked():
         store.write(tokens)
     saved = f"Saved the new tokens to the token store ({store!r})."
@@ -293,6 +255,13 @@ def _write_env(path: Path, name: str, value: str) -> None:
     os.replace(temp, path)
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tap-exactonline-rest")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tap-exactonline-auth",
@@ -300,43 +269,53 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", action="append", default=[], help="tap config JSON file")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--listen", action="store_true", help="receive the callback on localhost")
-    mode.add_argument("--paste", action="store_true", help="paste the callback URL")
+    mode.add_argument(
+        "--listen", action="store_true", help="receive the callback on localhost (the default)"
+    )
+    mode.add_argument(
+        "--paste", action="store_true", help="paste the callback URL (another machine's browser)"
+    )
     parser.add_argument(
         "--redirect-uri", help=f"default: setting redirect_uri or {DEFAULT_REDIRECT_URI}"
     )
     parser.add_argument(
         "--env-file",
         default=".env",
-        help="where to write the refresh token when no token_store is set (default: .env)",
+        help=f"the .env Meltano reads (default: .env). Without a token_store setting the tokens "
+        f"go to {DEFAULT_TOKEN_FILE} next to it, and this file names that store",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--timeout", type=float, default=LISTEN_SECONDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    terminal = Terminal()
     try:
         settings = load_settings(args.config)
+        terminal.secrets = secret_values(settings)
         origin = origin_of(settings)
-        store = open_store(settings, Path(args.env_file))
+        store = open_store(settings, Path(args.env_file), terminal)
         redirect_uri = args.redirect_uri or settings.get("redirect_uri") or DEFAULT_REDIRECT_URI
         state = secrets.token_urlsafe(16)
         url = authorize_url(origin, str(settings["client_id"]), redirect_uri, state)
         host = urlsplit(redirect_uri).hostname
-        listen = args.listen or (not args.paste and host in ("localhost", "127.0.0.1"))
+        listen = args.listen or (not args.paste and host in LOOPBACK_HOSTS)
 
         def finish(code: str) -> str:
             body = exchange_code(origin, settings, code, redirect_uri)
             return save_tokens(settings, body, store, Path(args.env_file))
 
-        print("Open this URL in a browser and log in to Exact Online:", flush=True)
-        print(url, flush=True)
+        terminal.show("Open this URL in a browser and log in to Exact Online:")
+        terminal.show(url)
         if listen:
-            print(f"Waiting for Exact to redirect to {redirect_uri} ...", flush=True)
-            outcome = listen_for_callback(redirect_uri, state, args.timeout, finish)
+            terminal.show(f"Waiting for Exact to redirect to {redirect_uri} ...")
+            outcome = listen_for_callback(
+                redirect_uri, state, args.timeout, finish, terminal.complain
+            )
         else:
-            print("Then paste the whole URL your browser was sent to:", flush=True)
+            terminal.show("Then paste the whole URL your browser was sent to:")
             outcome = finish(code_from_callback(sys.stdin.readline(), state))
-        print(outcome, flush=True)
+        terminal.show(outcome)
     except (AuthorizationFailed, TokenRefreshError) as failure:
-        print(f"tap-exactonline-auth: {failure}", file=sys.stderr, flush=True)
+        terminal.complain(str(failure))
         return 1
     return 0
 

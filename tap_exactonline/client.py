@@ -7,6 +7,7 @@ generic kinds in `streams.py` and `sync_streams.py`; this module holds what all 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cached_property
@@ -27,6 +28,7 @@ from tap_exactonline.catalog import EntitySpec
 from tap_exactonline.errors import (
     RUN_ENDING_ERRORS,
     RUN_WIDE_ERRORS,
+    ChildReadFailedError,
     DailyBudgetSpentError,
     EntityRefusedError,
     refused_field_name,
@@ -60,6 +62,8 @@ ODATA_SAFE = "$,'():"
 # In the state of a stream read in full, per division: when (ISO 8601, UTC) it was last read
 # completely; `full_table_interval` hours later it is read again.
 FULL_READ_KEY = "last_full_read_at"
+# ... or when Exact last refused it there (a refusal is not retried before the interval).
+REFUSED_READ_KEY = "last_refused_at"
 # Fields dropped from one stream's `$select` in one division before the stream is refused:
 # each drop costs a refused call, and Exact allows 10 errors an hour per endpoint.
 MAX_DROPPED_FIELDS = 5
@@ -94,6 +98,7 @@ class ExactStream(CompatStream):
         self._dropped_fields: dict[int | None, set[str]] = {}
         # Divisions this run did not read completely (budget spent, refused, inaccessible).
         self.incomplete_divisions: set[int | None] = set()
+        self._not_due: set[int | None] = set()  # of those, the ones not due (full_table_interval)
         # The checks of the read in progress (made anew for each division and parent row).
         self._guard = PageGuard(read_page=self.read_page, keys=())
         # (what, division) warnings already given in this run.
@@ -195,7 +200,13 @@ class ExactStream(CompatStream):
         return [key for key in self.spec.keys if key != DIVISION_FIELD]
 
     def new_page_guard(self) -> PageGuard:
-        return PageGuard(read_page=self.read_page, keys=self.row_keys())
+        # A read that ends in ACTIVATE_VERSION believes an empty first page only when Exact
+        # says so twice: once from a proxy or a hiccup would mark a whole division deleted.
+        return PageGuard(
+            read_page=self.read_page,
+            keys=self.row_keys(),
+            recheck_empty_first_page=self.versioned,
+        )
 
     @cached_property
     def row_shape(self) -> RowShape:
@@ -375,7 +386,8 @@ class ExactStream(CompatStream):
         was not due cannot make its rows look deleted."""
         unread = sorted(self.incomplete_divisions, key=lambda division: division or 0)
         if unread:
-            self.no_activate_version(", ".join(str(division) for division in unread))
+            if not self.incomplete_divisions <= self._not_due:  # a stream not due says so
+                self.no_activate_version(", ".join(str(division) for division in unread))
             return
         assert self.stream_version is not None
         self.activate_version(self.stream_version)
@@ -410,6 +422,7 @@ class ExactStream(CompatStream):
             status = FAILED  # nor is one that failed: each try would cost its retries again
         elif self.replication_key is None and tell and not self._full_read_due(context):
             status, tell = NOT_DUE, False
+            self._not_due.add(division)
         else:
             return False
         self.incomplete_divisions.add(division)
@@ -429,9 +442,19 @@ class ExactStream(CompatStream):
         report.start(self.name, division)
         status = DONE
         failure: Exception | None = None
+        bookmark_at_start = self._bookmark(context)
         try:
             for row in super().get_records(context):
                 yield self.to_record(row, context)
+                # The SDK has read this record's children by now (before it moved the bookmark
+                # to this record): one that failed stops this read.
+                self._stop_if_a_child_failed(division)
+        except ChildReadFailedError as error:
+            # The bookmark may already be past parent rows whose children were not read: back
+            # to where this read began, so the next run reads them and their children again.
+            failure, status = error, FAILED
+            self._stopped_short = True
+            self._restore_bookmark(context, bookmark_at_start)
         except DailyBudgetSpentError:
             self._stopped_short = True
         except EntityRefusedError as error:
@@ -454,17 +477,40 @@ class ExactStream(CompatStream):
                 # old one and let the next run read this window again. (A sorted stream's
                 # bookmark is that of its last row, from a page that passed its checks.)
                 self.get_context_state(context).pop("progress_markers", None)
-        if read_in_full and not self._stopped_short:
+        if read_in_full and (not self._stopped_short or status in (REFUSED, INACCESSIBLE)):
             # Text, not a number: a target parses the state's numbers as Decimal and may then
-            # fail to write the state back (target-postgres does).
-            read_at = datetime.now(timezone.utc).isoformat()
-            self.get_context_state(context)[FULL_READ_KEY] = read_at
+            # fail to write the state back (target-postgres does). A refusal counts as a read
+            # for `full_table_interval`: asked again every run, it would make every division's
+            # read due every run.
+            key = FULL_READ_KEY if not self._stopped_short else REFUSED_READ_KEY
+            self.get_context_state(context)[key] = datetime.now(timezone.utc).isoformat()
         if failure is not None:
             self.session.failures.report(self.name, division, failure)
         report.finish(self.name, division, status, tell=tell)
         if tell:
             for child in self.child_streams:
                 report.tell(child.name, division)
+
+    def _stop_if_a_child_failed(self, division: int | None) -> None:
+        for child in self.child_streams:
+            if self.session.failed(child.name, division):
+                raise ChildReadFailedError(
+                    f"{child.name} failed for one of its rows, so its read stops there and its "
+                    "bookmark stays where it began (the next run reads those rows and their "
+                    f"{child.name} again)"
+                )
+
+    _BOOKMARK_KEYS = ("replication_key", "replication_key_value", "progress_markers")
+
+    def _bookmark(self, context: Context | None) -> dict[str, Any]:
+        state = self.get_context_state(context)
+        return {key: copy.deepcopy(state[key]) for key in self._BOOKMARK_KEYS if key in state}
+
+    def _restore_bookmark(self, context: Context | None, bookmark: dict[str, Any]) -> None:
+        state = self.get_context_state(context)
+        for key in self._BOOKMARK_KEYS:
+            state.pop(key, None)
+        state.update(bookmark)
 
     @cached_property
     def _full_read_due_now(self) -> bool:
@@ -479,9 +525,14 @@ class ExactStream(CompatStream):
         contexts: list[Context | None] = [*self.partitions] if self.partitions else [None]
         now = datetime.now(timezone.utc)
         for context in contexts:
+            state = self.get_context_state(context)
             try:
-                last = datetime.fromisoformat(str(self.get_context_state(context)[FULL_READ_KEY]))
-            except (KeyError, ValueError, TypeError):  # never read, or not a time we wrote
+                last = max(
+                    datetime.fromisoformat(str(state[key]))
+                    for key in (FULL_READ_KEY, REFUSED_READ_KEY)
+                    if key in state
+                )
+            except ValueError:  # never read, or not a time we wrote
                 return True
             age = (now - last).total_seconds()
             if age >= interval * 3600 or age < 0:

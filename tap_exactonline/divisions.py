@@ -37,6 +37,11 @@ class Divisions:
         choice = self._choice
         return choice if isinstance(choice, list) else []
 
+    @property
+    def every_one_of_login(self) -> bool:
+        """`divisions: all`."""
+        return self._choice == "all"
+
     @cached_property
     def to_read(self) -> list[int]:
         """The divisions this run reads, in order; found (and checked for moves) once."""

@@ -78,6 +78,10 @@ class UserRefusedError(RunWideAPIError):
     further call would be refused too, and count against Exact's 10 errors an hour."""
 
 
+class ChildReadFailedError(ExactAPIError):
+    """A child stream failed in this division: its parent's read stops there too."""
+
+
 class UnauthorizedError(ExactAPIError):
     def __init__(self, message: str, response: requests.Response) -> None:
         super().__init__(message)

@@ -23,8 +23,9 @@ Choices, each for a reason:
 - `/Date(ms+0100)/` (WCF's form for local times) carries the UTC instant in its number; the
   suffix only names the offset it was displayed in.
 
-The zone arithmetic is pendulum's; per value the work is a cached lookup (one offset per wall
-clock hour without a transition in it).
+The zone's offsets come from pendulum; per value the work is a binary search among the zone's
+transitions (`ZoneTable`), so it costs the same whether a page's values are an hour or a century
+apart.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from functools import lru_cache
 
 import pendulum
 
+from tap_exactonline.zone_table import ZoneTable
+
 DEFAULT_TIME_ZONE = "Europe/Amsterdam"
 # Stamps Exact sets from its own clock: instants even at midnight (the bookmark among them).
 INSTANT_FIELDS = frozenset({"Modified", "Created", "DeletedDate", "DivisionMoveDate"})
@@ -41,7 +44,6 @@ INSTANT_FIELDS = frozenset({"Modified", "Created", "DeletedDate", "DivisionMoveD
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _EPOCH_DAY = _EPOCH.date()
-_HOUR_MS = 3_600_000
 _DAY_MS = 86_400_000
 # Wall clocks before year 2 or from year 9999 on are sentinels, not moments.
 _FIRST_REAL_MS = int((datetime(2, 1, 1) - _NAIVE_EPOCH).total_seconds()) * 1000
@@ -83,7 +85,7 @@ class ExactClock:
         # Not cached: audit stamps (`Modified`, `Created`) are all but unique per row, so a
         # cache would only miss, and hold 14 MiB of them.
         self.read_instant = self._read_instant
-        self._hour_offset = lru_cache(maxsize=_CACHE_SIZE)(self._offset_of_hour)
+        self.table = ZoneTable(self.zone)
 
     # --- Exact -> records ---------------------------------------------------------------------
 
@@ -118,30 +120,10 @@ class ExactClock:
 
     def instant_ms_of_wall(self, wall_ms: int) -> int:
         """Exact's wall clock (ms) -> the instant (ms); gap and repeated hour: the earlier."""
-        offset = self._hour_offset(wall_ms // _HOUR_MS)
-        if offset is None:
-            offset = self._offset_ms(_NAIVE_EPOCH + timedelta(milliseconds=wall_ms), fold=0)
-        return wall_ms - offset
+        return wall_ms - self.table.offset_of_wall(wall_ms)
 
     def wall_ms_of_instant(self, ms: int) -> int:
-        moment = _EPOCH + timedelta(milliseconds=ms)
-        offset = self.zone.utcoffset(moment.astimezone(self.zone)) or timedelta(0)
-        return ms + int(offset.total_seconds() * 1000)
-
-    def _offset_of_hour(self, hour: int) -> int | None:
-        """The zone's offset throughout this wall-clock hour, or None if it changes in it or the
-        hour is ambiguous (then each value is worked out on its own)."""
-        start = _NAIVE_EPOCH + timedelta(hours=hour)
-        end = start + timedelta(milliseconds=_HOUR_MS - 1)
-        offsets = {self._offset_ms(at, fold=fold) for at in (start, end) for fold in (0, 1)}
-        return offsets.pop() if len(offsets) == 1 else None
-
-    def _offset_ms(self, wall: datetime, *, fold: int) -> int:
-        """Wall clock minus the instant it means. pendulum's fold=0 is the earlier instant, in
-        the repeated hour and in the gap alike (where it also moves the wall clock)."""
-        local = self.zone.convert(wall.replace(fold=fold))
-        instant = local.astimezone(timezone.utc).replace(tzinfo=None)
-        return (wall - instant) // timedelta(milliseconds=1)
+        return ms + self.table.offset_of_instant(ms)
 
     def instant_of_wall_labelled_utc(self, iso_value: str) -> str:
         """A value an earlier tap version wrote (Exact's wall clock labelled UTC) -> the instant,
@@ -166,8 +148,9 @@ class ExactClock:
         if moment.tzinfo is None:
             wall = moment
         else:
-            wall = moment.astimezone(self.zone).replace(tzinfo=None)
-            earlier, later = (self._offset_ms(wall, fold=fold) for fold in (0, 1))
-            if earlier != later:  # the repeated hour: a later row may show an earlier clock
-                wall -= timedelta(milliseconds=abs(earlier - later))
+            ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+            wall_ms = self.wall_ms_of_instant(ms)
+            # The repeated hour: a later row may show an earlier clock.
+            wall_ms -= self.table.repeated_shift_of_wall(wall_ms)
+            wall = _NAIVE_EPOCH + timedelta(milliseconds=wall_ms)
         return f"datetime'{wall.replace(microsecond=0).isoformat()}'"

@@ -15,6 +15,7 @@ must come after whole lines, neither inside one nor repeating it.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -24,6 +25,7 @@ from typing_extensions import override
 
 from tap_exactonline.termination import GUARD
 
+LOGGER = logging.getLogger("tap_exactonline.output")
 # About 25 records of a wide stream; below the 64 KiB a Linux pipe holds.
 FLUSH_BYTES = 60 * 1024
 
@@ -32,6 +34,7 @@ class BatchingWriter(MsgSpecWriter):
     def __init__(self) -> None:
         super().__init__()
         self._pending = bytearray()
+        self._broken = False  # the target stopped taking lines: nothing more can reach it
 
     @override
     def write_message(self, message: Message) -> None:
@@ -40,30 +43,42 @@ class BatchingWriter(MsgSpecWriter):
             self.flush()
 
     def flush(self) -> None:
-        if self._pending:
-            with GUARD.hold():
-                _write_whole(self._pending)
-                del self._pending[:]
+        if not self._pending or self._broken:
+            return
+        with GUARD.hold():
+            try:
+                _write_out(self._pending)
+            except OSError as error:
+                # The loader died (EPIPE) or its disk is full: every further line would fail
+                # alike, so the run ends here; no later line may claim what was not written.
+                self._broken = True
+                LOGGER.error(  # noqa: TRY400 - one line, no traceback
+                    "Cannot write to the target (%s): stopping the run; the last STATE it "
+                    "received stands, and the next run continues from it.",
+                    error.strerror or type(error).__name__,
+                )
+                raise SystemExit(1) from None
 
 
-def _write_whole(data: bytearray) -> None:
-    """All of `data` to stdout, or an exception.
+def _write_out(pending: bytearray) -> None:
+    """Write `pending` to stdout, removing each part once it is written: whatever ends the
+    write (an error, a signal), what is left is exactly what has not gone out.
 
     Not through `sys.stdout.buffer`: a BufferedWriter blocked on a full pipe, whose wait a
     signal interrupts (even one whose handler returns), can report fewer bytes written than it
     was given and drop the rest (seen: 4 KiB of a record gone, the next line glued on).
-    `os.write` reports what the kernel took; the loop writes the remainder.
+    `os.write` reports what the kernel took.
     """
     stdout = sys.stdout
     try:
         fd = stdout.fileno()
     except (AttributeError, OSError, ValueError):  # in-memory stdout (the SDK's test runner)
-        stdout.buffer.write(data)
+        stdout.buffer.write(pending)
         stdout.buffer.flush()
+        del pending[:]
         return
     stdout.flush()  # anything written through Python's layers goes first
-    written = 0
-    with memoryview(data) as view:
-        while written < len(view):
-            with view[written:] as rest:
-                written += os.write(fd, rest)
+    while pending:
+        with memoryview(pending) as view:
+            written = os.write(fd, view)
+        del pending[:written]

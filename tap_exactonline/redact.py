@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 # Shorter values (a test's "x", a port number) would blank out harmless text.
@@ -74,3 +74,13 @@ def install_scrubbing(secrets: Callable[[], Iterable[str]]) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, ScrubbingFilter) for f in handler.filters):
             handler.addFilter(scrubber)
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its user part replaced by ***, whatever its length (the log
+    filter masks only secrets long enough not to hit ordinary words)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))

@@ -199,7 +199,8 @@ class RunReport:
             )
         in_streams = sum(t.calls for t in self._tallies.values())
         self._logger.info(
-            "Calls: %s in all (%s outside the streams: divisions, the user, start dates)",
+            "Calls: %s in all; %s of them outside the streams (the login's current/Me, the "
+            "division list, SyncTimestamp for start_date, each only when needed)",
             f"{calls_in_all:,}",
             f"{max(calls_in_all - in_streams, 0):,}",
         )

@@ -29,6 +29,7 @@ from tap_exactonline.auth import ExactAuthenticator
 from tap_exactonline.divisions import Divisions
 from tap_exactonline.errors import RUN_ENDING_ERRORS
 from tap_exactonline.exact_clock import DEFAULT_TIME_ZONE, ExactClock
+from tap_exactonline.exact_login import login_of
 from tap_exactonline.failures import Failures
 from tap_exactonline.http import ExactHttp, RateLimiter
 from tap_exactonline.pages import odata_rows
@@ -41,7 +42,12 @@ from tap_exactonline.settings import (
     site_of,
     token_url,
 )
-from tap_exactonline.token_stores import DEFAULT_TOKEN_FILE, TokenStore, open_token_store
+from tap_exactonline.token_stores import (
+    DEFAULT_TOKEN_FILE,
+    TokenStore,
+    open_token_store,
+    tells_logins_apart,
+)
 from tap_exactonline.tokens import (
     RESTORE_OR_AUTHORIZE,
     TOKEN_STATE_KEY,
@@ -50,8 +56,9 @@ from tap_exactonline.tokens import (
     TokenSet,
     TokensFromAnotherSecretError,
     TokensOnlyInStateError,
+    TokenStoreError,
     choose_tokens,
-    derived_key,
+    codec_for,
 )
 
 # Exact revokes a refresh token unused for 30 days; warn well before.
@@ -108,6 +115,7 @@ class RunSession:
         self.table_version = table_version
         self.token_source = "nowhere yet"
         self.token_store_location = ""  # `token_store`, or the auth command's token file
+        self.store_found_in_folder = False  # the latter
         # What the incoming state held, read when the tap loads it.
         self.incoming_tokens: object = None
         self.incoming_bookmarks: set[tuple[str, int | None]] = set()
@@ -145,28 +153,31 @@ class RunSession:
 
     @cached_property
     def token_codec(self) -> TokenCodec:
-        """How the token store keeps tokens: encrypted with `token_encryption_key`, if set."""
-        return TokenCodec(self.config.get("token_encryption_key"))
+        """How the token store keeps tokens: encrypted (see `codec_for`)."""
+        return codec_for(self.config)
 
     @cached_property
     def state_codec(self) -> TokenCodec:
-        """How the state keeps tokens: always encrypted, so `meltano state get` never shows a
-        usable token; without `token_encryption_key`, with a key derived from the client
-        secret."""
-        key = self.config.get("token_encryption_key")
-        if key:
-            return TokenCodec(key)
-        return TokenCodec(derived_key(str(self.config["client_secret"])), derived=True)
+        """How the state keeps tokens: encrypted, so `meltano state get` never shows a usable
+        token (see `codec_for`)."""
+        return codec_for(self.config)
 
     @cached_property
     def token_store(self) -> TokenStore | None:
-        location = self.config.get("token_store") or self._auth_command_token_file()
+        location = self.config.get("token_store")
+        if not location:
+            location = self._auth_command_token_file()
+            self.store_found_in_folder = location is not None
         if not location:
             self.logger.warning("%s", NO_STORE_WARNING)
             return None
         self.token_store_location = location
         store = open_token_store(
-            location, client_id=self.config["client_id"], codec=self.token_codec
+            location,
+            client_id=self.config["client_id"],
+            codec=self.token_codec,
+            known=[self.incoming],
+            configured=self.config.get("refresh_token"),
         )
         if exposure := store.exposure():
             self.logger.warning("%s", exposure)
@@ -188,17 +199,32 @@ class RunSession:
         return str(path)
 
     @cached_property
-    def authenticator(self) -> ExactAuthenticator:
+    def incoming(self) -> TokenSet | None:
+        """The tokens the incoming state carries, if it carries any this run can read."""
         try:
-            incoming = self.state_codec.load(self.incoming_tokens, "the incoming state")
-        except TokensFromAnotherSecretError as error:
+            return self.state_codec.load(self.incoming_tokens, "the incoming state")
+        except TokensFromAnotherSecretError:
             # A run with a wrong secret spends no token (Exact refuses it first), so the token
-            # store or the setting still holds a usable one.
-            self.logger.warning("%s; they are not used.", error)
-            incoming = None
+            # store or the setting still holds a usable one. Said as what happened: after a
+            # corrected secret, this is the expected first run, not a fault.
+            self.logger.warning(
+                "The incoming state's tokens were saved under a `client_secret` other than "
+                "today's (it was corrected or changed since): the run continues from the token "
+                "store or `refresh_token` and saves its tokens under the current secret. "
+                "Nothing needs doing."
+            )
+            return None
+
+    @cached_property
+    def authenticator(self) -> ExactAuthenticator:
+        incoming = self.incoming
         # The shared store first: it wins unless the state holds a later link of its chain.
         store = self.token_store
+        # Most trusted first: a store found only in the folder the tap runs in (never named
+        # in the settings) may be an old copy; the state's chain goes before it.
         stored = [store.read() if store else None, incoming]
+        if self.store_found_in_folder:
+            stored.reverse()
         # A store found empty is named when the setting it leaves is refused or missing: the
         # tokens were lost there, not in the setting.
         empty_store = (
@@ -209,10 +235,18 @@ class RunSession:
         try:
             tokens, source = choose_tokens(self.config.get("refresh_token"), stored)
         except AuthorizationRequiredError:
-            if not empty_store:
+            if empty_store:
+                raise AuthorizationRequiredError(
+                    f"{empty_store} and no `refresh_token` is set: {RESTORE_OR_AUTHORIZE}."
+                ) from None
+            if store is None:
                 raise
+            # A store that holds nothing yet: say whether the auth command could fill it.
+            store.prove_writable()
             raise AuthorizationRequiredError(
-                f"{empty_store} and no `refresh_token` is set: {RESTORE_OR_AUTHORIZE}."
+                f"No refresh token: token_store {self.token_store_location} holds none and "
+                "`refresh_token` is not set. Run tap-exactonline-auth (it logs in and fills the "
+                "store), or set `refresh_token`."
             ) from None
         self.token_source = (
             "the `refresh_token` setting"
@@ -222,6 +256,8 @@ class RunSession:
             else "the token store"
         )
         self._report_token(tokens)
+        if store is not None and self.token_codec.read_outdated:
+            self._rewrite_store(store)
         # Outgoing state always carries the newest tokens, even if this run never refreshes.
         self.state[TOKEN_STATE_KEY] = self.state_codec.dump(tokens)
         return ExactAuthenticator(
@@ -232,11 +268,32 @@ class RunSession:
             store=self.token_store,
             on_rotate=self._save_rotated_tokens,
             timeout=float(self.timeout),
+            identify=self._login_of if store is not None and tells_logins_apart(store) else None,
             superseded=[t for t in stored if t is not None] if source == "config" else (),
             start_note=f"{empty_store}, so the run started from the `refresh_token` setting"
             if empty_store and source == "config"
             else "",
         )
+
+    def _rewrite_store(self, store: TokenStore) -> None:
+        """The store holds tokens in clear (an earlier version) or encrypted with a key that no
+        longer encrypts (`token_encryption_key: new,old`): write them again with the current
+        key now, not only at the next refresh, so the old key can go after this run. Under the
+        lock, as read then, so a newer link another job wrote meanwhile is kept."""
+        try:
+            with store.locked():
+                tokens = store.read()
+                if tokens is not None:
+                    store.write(tokens)
+        except TokenStoreError as error:  # the next refresh writes it, or says why not
+            self.logger.warning("%s; it keeps its tokens as they were for now.", error)
+            return
+        self.logger.info(
+            "Rewrote the tokens in token_store %s with the current key.", self.token_store_location
+        )
+
+    def _login_of(self, access_token: str) -> str:
+        return login_of(self.api_base, access_token)
 
     def _save_rotated_tokens(self, tokens: TokenSet) -> None:
         self.state[TOKEN_STATE_KEY] = self.state_codec.dump(tokens)
@@ -346,18 +403,41 @@ class RunSession:
         raise SystemExit(1)
 
     def check_connection(self) -> bool:
-        """`--test`: one token check and one current/Me call (neither costs API budget)."""
+        """`--test`: the token, current/Me (not counted by Exact) and one system/Divisions call
+        that shows whether every division the run would read is open to this login."""
         try:
             division = self.current_division  # needs a valid access token first
+            listed = self.divisions.of_login
         except RUN_ENDING_ERRORS as error:
             self.logger.error("Connection test failed: %s", error)  # noqa: TRY400 - one line
             return False
+        every = self.divisions.every_one_of_login
+        wanted = self.divisions.configured or (sorted(listed) if every else [division])
+        closed = [code for code in wanted if code not in listed]
+        if closed:
+            self.logger.error(
+                "Connection test failed: division %s of `divisions` is not open to this login "
+                "(system/Divisions lists %d divisions for it). Check the user's rights in Exact "
+                "and the divisions chosen when the app was authorized.",
+                ", ".join(map(str, closed)),
+                len(listed),
+            )
+            return False
         tokens = self.authenticator.tokens
+        # Without a refresh, Exact has not seen the client secret in this test.
+        secret = (
+            "client secret accepted by Exact"
+            if self.authenticator.refresh_count
+            else "the client secret is checked at the next token refresh"
+        )
         self.logger.info(
-            "Connection test passed: token from %s, access token valid until %s; the login's "
-            "current division is %d.",
+            "Connection test passed: token from %s, access token valid until %s (%s); the "
+            "login's current division is %d; %s open: %s.",
             self.token_source,
             _utc(tokens.expires_at),
+            secret,
             division,
+            "the division" if len(wanted) == 1 else f"all {len(wanted)} divisions",
+            ", ".join(map(str, wanted)),
         )
         return True

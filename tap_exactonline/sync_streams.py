@@ -134,7 +134,8 @@ class SyncStream(ExactStream):
         entity = self.spec.entity
         if entity not in SYNC_TIMESTAMP_ENTITIES:
             self.logger.info(
-                "start_date: Exact's SyncTimestamp does not serve %s; reading %s from the start.",
+                "start_date: Exact's SyncTimestamp does not serve %s, so %s is read from its "
+                "first row on (one call per 1,000 rows), then from its bookmark.",
                 entity,
                 self.describe(division),
             )
@@ -182,7 +183,7 @@ class SyncStream(ExactStream):
             read_page=self.read_page,
             keys=self.row_keys(),
             timestamp_after=self._start or FIRST_SYNC_TIMESTAMP,
-            recheck_empty_first_page=self.resync,
+            recheck_empty_first_page=self.versioned,
         )
 
     @override

@@ -13,12 +13,12 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import requests
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -91,11 +91,14 @@ class TokenSet:
     # tap-exactonline-auth), so that stale setting does not win over the new chain.
     replaces: str = ""
     lineage: tuple[str, ...] = ()
+    # The Exact user the chain belongs to (UserID of current/Me), once known: a token store
+    # shared by several logins of one app keeps each login's chain apart by it.
+    login: str = ""
 
     def __repr__(self) -> str:  # never show a token, even in a debugger or traceback
         return (
             f"TokenSet(obtained_at={self.obtained_at:.0f}, expires_at={self.expires_at:.0f}, "
-            f"origin={self.origin})"
+            f"origin={self.origin}, login={self.login or '?'})"
         )
 
     __str__ = __repr__
@@ -109,7 +112,8 @@ class TokenSet:
 
     def known_fingerprints(self) -> set[str]:
         """Every token this link's chain has been: to recognise a configured one."""
-        return {self.origin, self.replaces, fingerprint(self.refresh_token), *self.lineage}
+        known = {self.origin, self.replaces, fingerprint(self.refresh_token), *self.lineage}
+        return known - {""}
 
     def to_dict(self) -> dict[str, Any]:
         # Whole seconds: SDK targets read JSON floats as Decimal and then cannot write the
@@ -155,7 +159,7 @@ class TokenSet:
             body, now=now, origin=self.origin, replaces=self.replaces
         )
         lineage = (fingerprint(self.refresh_token), *self.lineage)[:LINEAGE_LENGTH]
-        return replace(new, lineage=lineage)
+        return replace(new, lineage=lineage, login=self.login)
 
     @classmethod
     def from_dict(cls, data: object) -> TokenSet | None:
@@ -173,6 +177,7 @@ class TokenSet:
             origin=str(data.get("origin") or ""),
             replaces=str(data.get("replaces") or ""),
             lineage=tuple(data.get("lineage") or ()),
+            login=str(data.get("login") or ""),
         )
 
     @staticmethod
@@ -220,28 +225,59 @@ def _time_or_zero(value: object) -> float:
 
 def derived_key(client_secret: str) -> str:
     """A Fernet key derived from the client secret (HKDF-SHA256): what encrypts the tokens in
-    the state when no `token_encryption_key` is set."""
+    the state and the token store when no `token_encryption_key` is set."""
     raw = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"tap-exactonline state tokens"
     ).derive(client_secret.encode())
     return base64.urlsafe_b64encode(raw).decode()
 
 
+def fernet_keys(setting: object) -> list[str]:
+    """`token_encryption_key` -> its keys. Several, separated by commas, rotate a key: the
+    first encrypts, every one decrypts (Meltano passes a setting as text, so not a list)."""
+    return [key.strip() for key in str(setting or "").split(",") if key.strip()]
+
+
+def codec_for(settings: Mapping[str, Any]) -> TokenCodec:
+    """How the state and the token store keep tokens: always encrypted, so neither `meltano
+    state get` nor a reader of the store alone sees a usable token. With the
+    `token_encryption_key` keys; without one, with a key derived from the client secret, which
+    still decrypts once a key is set (tokens written before it)."""
+    derived = derived_key(str(settings["client_secret"]))
+    keys = fernet_keys(settings.get("token_encryption_key"))
+    if keys:
+        return TokenCodec(",".join(keys), also=(derived,))
+    return TokenCodec(derived, derived=True)
+
+
 class TokenCodec:
     """How tokens are kept at rest (token store and Singer state): plain JSON, or encrypted
-    with Fernet (AES-128-CBC + HMAC-SHA256) when there is a key. `derived`: the key comes
-    from the client secret, not from `token_encryption_key`."""
+    with Fernet (AES-128-CBC + HMAC-SHA256) when there are keys: the first encrypts, the others
+    (`key` may list several, comma-separated, and `also`) only decrypt. `derived`: the key
+    comes from the client secret, not from `token_encryption_key`."""
 
-    def __init__(self, key: str | None, *, derived: bool = False) -> None:
-        self._fernet = Fernet(key.encode()) if key else None
+    def __init__(self, key: str | None, *, derived: bool = False, also: Sequence[str] = ()) -> None:
+        self._fernets = [Fernet(k.encode()) for k in [*fernet_keys(key), *also]]
         self._derived = derived
         self._warned: set[str] = set()  # a store is read again under its lock: warn once
+        # Did a read find tokens in clear, or encrypted with a key that no longer encrypts?
+        # Then the copy is written again with the first key (see RunSession.authenticator).
+        self.read_outdated = False
 
     def dump(self, tokens: TokenSet) -> dict[str, Any]:
         data = tokens.to_dict()
-        if self._fernet is None:
+        if not self._fernets:
             return data
-        return {"encrypted": self._fernet.encrypt(json.dumps(data).encode()).decode()}
+        return {"encrypted": self._fernets[0].encrypt(json.dumps(data).encode()).decode()}
+
+    def _decrypt(self, token: bytes) -> tuple[object, bool]:
+        """The tokens, and whether a key other than the first one decrypted them."""
+        try:
+            return json.loads(self._fernets[0].decrypt(token)), False
+        except InvalidToken:
+            if len(self._fernets) == 1:
+                raise
+        return json.loads(MultiFernet(self._fernets[1:]).decrypt(token)), True
 
     def load(self, data: object, where: str) -> TokenSet | None:
         """Read tokens back (None when there are none); plain ones, kept before encryption was
@@ -249,22 +285,27 @@ class TokenCodec:
         would replay a spent refresh token."""
         if data is None:
             return None
+        outdated = bool(self._fernets)  # tokens in clear, while there is a key
         if isinstance(data, dict) and "encrypted" in data:
-            if self._fernet is None:
+            if not self._fernets:
                 raise TokenStoreError(
                     f"The tokens in {where} are encrypted: set `token_encryption_key`."
                 )
             try:
-                data = json.loads(self._fernet.decrypt(str(data["encrypted"]).encode()))
+                data, outdated = self._decrypt(str(data["encrypted"]).encode())
             except InvalidToken:
                 if self._derived:
                     raise TokensFromAnotherSecretError(
-                        f"The tokens in {where} were encrypted with a key derived from another "
-                        "`client_secret` (a wrong one, or the one before a change)"
+                        f"The tokens in {where} do not decrypt with the key derived from "
+                        "`client_secret`: the `client_secret` setting is wrong (copy it from "
+                        "the app's registration in the Exact App Center) or was another when "
+                        "they were written, or they were written with `token_encryption_key` "
+                        "set (set it again)"
                     ) from None
                 raise TokenStoreError(
                     f"`token_encryption_key` does not decrypt the tokens in {where}: it is not "
-                    "the key they were written with."
+                    "the key they were written with (to change keys, set `new,old` until every "
+                    "copy is rewritten)."
                 ) from None
         problem = TokenSet.problem_of(data)
         if problem is not None:
@@ -281,6 +322,7 @@ class TokenCodec:
                 where,
                 " and an ".join(junk),
             )
+        self.read_outdated = self.read_outdated or outdated
         return TokenSet.from_dict(data)
 
 

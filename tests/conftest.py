@@ -20,10 +20,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ import psycopg
 import pytest
 import yaml
 
+from fake_exact import FakeExact
 from tap_exactonline.odata import RecordPlan
 from tap_exactonline.pages import RowShape
 
@@ -62,6 +65,27 @@ def _runs_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iter
     os.chdir(tmp_path_factory.mktemp("cwd"))
     yield
     os.chdir(before)
+
+
+@contextmanager
+def token_answers_held(
+    fake: FakeExact, timeout: float = 60
+) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Hold the fake server's token answers (the refresh already decided, the answer not yet
+    sent) until `release` is set or `timeout` passes; yields `(arrived, release)`, `arrived` set
+    when a token request is being held. On exit the held answer goes out and the hold is gone."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold(_response: object) -> None:
+        arrived.set()
+        release.wait(timeout=timeout)
+
+    fake.on_token_answer(hold)
+    try:
+        yield arrived, release
+    finally:
+        release.set()
+        fake.on_token_answer(None)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -168,16 +192,23 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def pg_database(postgres: Postgres, request: pytest.FixtureRequest) -> Iterator[Postgres]:
-    """A fresh empty database for one test, dropped afterwards."""
-    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+@contextmanager
+def fresh_database(postgres: Postgres, owner: str) -> Iterator[Postgres]:
+    """A fresh empty database named after `owner` (a test or a module), dropped afterwards."""
+    name = re.sub(r"[^a-z0-9_]", "_", owner.lower())[:50] + f"_{os.getpid()}"
     with postgres.connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     yield replace(postgres, database=name)
     with postgres.connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database(postgres: Postgres, request: pytest.FixtureRequest) -> Iterator[Postgres]:
+    """A fresh empty database for one test, dropped afterwards."""
+    with fresh_database(postgres, request.node.name) as database:
+        yield database
 
 
 # --------------------------------------------------------------------------- S3 emulator

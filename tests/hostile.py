@@ -1,6 +1,7 @@
 """The world as operations meet it, made for real in a test: small or full filesystems, read-only
 mounts, a file bind-mounted on its own (as `docker run -v tokens.json:/app/tokens.json` does), a
-machine whose clock is fast.
+machine whose clock is fast, a job that is not root, a umask of 0, a process killed at one
+moment.
 
 Mounts need root (CI runs as root); where mounting is not permitted the test is skipped with
 the reason, never faked.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -141,5 +143,52 @@ def fast_clock_env(directory: Path, seconds_ahead: float) -> dict[str, str]:
         "import time\n"
         "_real_time = time.time\n"
         f"time.time = lambda: _real_time() + {float(seconds_ahead)!r}\n"
+    )
+    return {"PYTHONPATH": str(directory)}
+
+
+NOBODY = 65534
+
+
+def as_nobody() -> list[str]:
+    """Command prefix that runs a program as the user nobody: a job that is not root, which may
+    not replace another user's file in a sticky folder such as /tmp. It keeps the right to read
+    every file (CAP_DAC_READ_SEARCH) only because this Python may live under root's home."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("running a program as another user needs root and setpriv")
+    return [
+        setpriv,
+        f"--reuid={NOBODY}",
+        f"--regid={NOBODY}",
+        "--clear-groups",
+        "--inh-caps=+dac_read_search",
+        "--ambient-caps=+dac_read_search",
+    ]
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Processes started meanwhile inherit `mask` (a container or a cron job set to 0)."""
+    before = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+def killed_at_rename_env(directory: Path, file_name: str) -> dict[str, str]:
+    """Environment for a Python process that is SIGKILLed the moment it renames a file onto one
+    named `file_name` (everything written, nothing renamed): a sitecustomize module that Python
+    imports at start-up, as for `fast_clock_env`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(
+        "import os, signal\n"
+        "_real_replace = os.replace\n"
+        "def _replace(source, target, *args, **kwargs):\n"
+        f"    if os.path.basename(os.fspath(target)) == {file_name!r}:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return _real_replace(source, target, *args, **kwargs)\n"
+        "os.replace = _replace\n"
     )
     return {"PYTHONPATH": str(directory)}

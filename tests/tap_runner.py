@@ -103,16 +103,20 @@ def run_tap(
     env: dict[str, str] | None = None,
     with_catalog: bool = True,
     cwd: Path | None = None,
+    command_prefix: list[str] | None = None,
 ) -> TapRun:
     """Run one sync with the given config, stream selection and incoming state, in the folder
-    `cwd` (default: `work`).
+    `cwd` (default: `work`); `command_prefix` runs the tap through another program (e.g. as
+    another user: `hostile.as_nobody()`).
 
-    Without a catalog the tap syncs every stream it offers, as selected by default.
+    Without a catalog the tap syncs every stream it offers, as selected by default. Settings
+    that discovery refuses (any wrong value) need `with_catalog=False`: the run's own check is
+    what such a test is about.
     """
     work.mkdir(parents=True, exist_ok=True)
     config_path = work / "config.json"
     config_path.write_text(json.dumps(config))
-    args = [TAP, "--config", str(config_path)]
+    args = [*(command_prefix or []), TAP, "--config", str(config_path)]
     if with_catalog:
         catalog_path = work / "catalog.json"
         catalog_path.write_text(json.dumps(select(discover(config_path), streams)))
@@ -154,9 +158,21 @@ def state_tokens(
 ) -> dict[str, Any]:
     """The tokens a STATE carries (always encrypted there: with `token_encryption_key`, else
     with a key derived from the client secret)."""
-    from tap_exactonline.tokens import TokenCodec, derived_key  # noqa: PLC0415
+    return stored_tokens(state["exactonline_tokens"], client_secret, key)
 
-    codec = TokenCodec(key or derived_key(client_secret))
-    tokens = codec.load(state["exactonline_tokens"], "the state")
+
+def stored_tokens(
+    at_rest: str | bytes | dict[str, Any],
+    client_secret: str = "fake-client-secret",
+    key: str | None = None,
+) -> dict[str, Any]:
+    """The tokens a copy at rest holds (a token store's file or object, a PostgreSQL row, a
+    state's `exactonline_tokens`), decrypted as the tap does: with `token_encryption_key` (its
+    keys), else with a key derived from the client secret; in clear from earlier versions."""
+    from tap_exactonline.tokens import codec_for  # noqa: PLC0415
+
+    data = at_rest if isinstance(at_rest, dict) else json.loads(at_rest)
+    codec = codec_for({"client_secret": client_secret, "token_encryption_key": key})
+    tokens = codec.load(data, "the copy at rest")
     assert tokens is not None
     return tokens.to_dict()

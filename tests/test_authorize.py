@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
+import pytest
 import requests
 
 from fake_exact import FakeExact
 from tests.conftest import _free_port, run_meltano, set_plugin_config
-from tests.tap_runner import fake_config, run_tap, state_tokens
+from tests.tap_runner import fake_config, run_tap, state_tokens, stored_tokens
 
 AUTH = shutil.which("tap-exactonline-auth") or str(
     Path(sys.executable).with_name("tap-exactonline-auth")
@@ -86,7 +91,9 @@ def test_listen_mode_writes_the_token_store_and_the_tap_continues_from_it(tmp_pa
         assert process.returncode == 0, stderr
         assert "Saved the new tokens to the token store" in stdout
         assert_no_secret(fake, stdout, stderr)
-        assert "refresh_token" in store.read_text()
+        # Encrypted like the state, with a key derived from the client secret.
+        assert set(json.loads(store.read_text())) == {"encrypted"}
+        assert stored_tokens(store.read_text())["refresh_token"] in fake.issued_secrets()
 
         # The tap continues the new chain although config still holds the old refresh token
         # (here: already spent by nobody, but superseded); and it can refresh it later.
@@ -139,14 +146,21 @@ def test_paste_mode_without_a_store_keeps_the_tokens_in_a_file_named_in_env(tmp_
         assert fake.refresh_count == 0
 
 
+def authorize_in(work: Path, fake: FakeExact) -> dict[str, Any]:
+    """Run the auth command (paste mode, no store) in `work`; the settings, without any
+    refresh token, that the tap then runs with."""
+    settings = fake_config(fake, redirect_uri="https://example.invalid/exact/callback")
+    del settings["refresh_token"]
+    process, url = start_auth(work, settings, "--paste")
+    returncode, _, stderr = paste(process, callback_of(url))
+    assert returncode == 0, stderr
+    return settings
+
+
 def test_the_tap_takes_the_auth_commands_token_file_without_being_told(tmp_path: Path):
     work = tmp_path / "project"
     with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
-        settings = fake_config(fake, redirect_uri="https://example.invalid/exact/callback")
-        del settings["refresh_token"]
-        process, url = start_auth(work, settings, "--paste")
-        returncode, _, stderr = paste(process, callback_of(url))
-        assert returncode == 0, stderr
+        settings = authorize_in(work, fake)
         token_file = work / ".exactonline" / "tokens.json"
 
         # Outside Meltano nothing reads the .env naming the file: the tap, run in the same
@@ -163,7 +177,7 @@ def test_the_tap_takes_the_auth_commands_token_file_without_being_told(tmp_path:
         assert second.returncode == 0, second.stderr[-3000:]
         assert fake.refresh_count == 1
         newest = state_tokens(second.final_state)["refresh_token"]
-        assert json.loads(token_file.read_text())["refresh_token"] == newest
+        assert stored_tokens(token_file.read_text())["refresh_token"] == newest
         assert_no_secret(fake, first.stderr, second.stderr)
 
         # A `token_store` that is set wins over the file.
@@ -171,7 +185,7 @@ def test_the_tap_takes_the_auth_commands_token_file_without_being_told(tmp_path:
         third = run_tap(tmp_path / "3", elsewhere, streams={"gl_accounts"}, cwd=work)
         assert "`token_store` is not set" not in third.stderr
         assert "No refresh token" in third.stderr  # that store is empty, and no setting
-        assert json.loads(token_file.read_text())["refresh_token"] == newest
+        assert stored_tokens(token_file.read_text())["refresh_token"] == newest
 
 
 def test_clear_errors_for_reused_and_expired_codes_redirects_and_secrets(tmp_path: Path):
@@ -257,7 +271,7 @@ def test_meltano_invoke_runs_the_auth_command(meltano_project: Path, tmp_path: P
         # With an argument Meltano runs no discovery first: the URL comes at once.
         assert "catalog discovery" not in result.stderr
         assert "Saved the new tokens to the token store" in result.stdout
-        assert json.loads(store.read_text())["refresh_token"] in fake.issued_secrets()
+        assert stored_tokens(store.read_text())["refresh_token"] in fake.issued_secrets()
         assert_no_secret(fake, result.stdout, result.stderr)
 
 
@@ -315,3 +329,214 @@ def test_a_token_store_git_would_commit_is_named_by_the_auth_command_and_the_tap
         again = run_tap(tmp_path / "again", settings, streams={"gl_accounts"})
         assert again.returncode == 0
         assert "git work tree" not in again.stderr
+
+
+def test_an_old_token_file_in_the_folder_does_not_win_over_the_states_chain(tmp_path: Path):
+    work = tmp_path / "project"
+    with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
+        settings = authorize_in(work, fake)
+        first = run_tap(tmp_path / "1", settings, streams={"gl_accounts"}, cwd=work)
+        assert first.returncode == 0, first.stderr[-3000:]
+
+        # The folder's file is later replaced by a copy of another, long-spent chain (a backup
+        # restored, a checkout of an old project folder). The state, never named in the
+        # settings' `token_store`, carries the live chain: it must win.
+        token_file = work / ".exactonline" / "tokens.json"
+        old = stored_tokens(token_file.read_text()) | {
+            "refresh_token": "a-refresh-token-spent-long-ago",
+            "access_token": None,
+            "expires_at": 0,
+            "origin": "0123456789abcdef",
+            "replaces": "",
+            "lineage": [],
+        }
+        token_file.write_text(json.dumps(old))
+        second = run_tap(
+            tmp_path / "2", settings, streams={"gl_accounts"}, state=first.final_state, cwd=work
+        )
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "Using the refresh token from the incoming state" in second.stderr
+        assert fake.refresh_count == 0  # the state's access token is still valid
+
+
+# --------------------------------------------------------------------- the callback listener
+
+
+def wait_until_listening(port: int) -> None:
+    """Until the command accepts connections on 127.0.0.1 (it binds [::1] first, if at all)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        else:
+            return
+
+
+def unspent(fake: FakeExact, code: str, redirect: str) -> bool:
+    """Is this authorization code still unused? (Exchanging it tells.)"""
+    answer = requests.post(
+        f"{fake.base_url}/api/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "client_id": "fake-client-id",
+            "client_secret": "fake-client-secret",
+        },
+        timeout=10,
+    )
+    return answer.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "forged_query",
+    [
+        "code={planted}",  # no state: used to be taken
+        "code={planted}&state=another-login",
+        "error=access_denied&state=another-login",  # used to end the flow
+    ],
+)
+def test_a_callback_not_from_this_login_is_ignored_and_the_real_one_taken(
+    tmp_path: Path, forged_query: str
+):
+    """Any local process, or a web page sending the browser to localhost, can call the
+    listener: only the callback with this authorization's state counts."""
+    redirect = f"http://127.0.0.1:{_free_port()}/callback"
+    with FakeExact(divisions=(1001,)) as fake:
+        settings = fake_config(fake, token_store=str(tmp_path / "t.json"), redirect_uri=redirect)
+        process, url = start_auth(tmp_path / "auth", settings, "--listen")
+        # The attacker's own login to the same app gives a valid code to plant.
+        planted = fake.issue_authorization_code(redirect)
+        forged = browse(f"{redirect}?{forged_query.format(planted=quote(planted))}")
+        assert forged.status_code == 400 and "ignored" in forged.text
+        page = browse(url)
+        assert page.status_code == 200 and "Exact Online is authorized" in page.text
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        [ignored] = stderr.splitlines()
+        assert "ignored a request to /callback" in ignored and "not from this login" in ignored
+        assert fake.token_calls == 1  # the real code's exchange only
+        assert unspent(fake, planted, redirect)
+        assert_no_secret(fake, stdout, stderr)
+
+
+@contextmanager
+def listening_with_an_idle_connection(
+    tmp_path: Path, fake: FakeExact, timeout: str
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The command listening (--timeout `timeout`), and a connection to it that sends nothing;
+    the command and its authorize URL."""
+    port = _free_port()
+    redirect = f"http://127.0.0.1:{port}/callback"
+    settings = fake_config(fake, token_store=str(tmp_path / "t.json"), redirect_uri=redirect)
+    process, url = start_auth(tmp_path / "auth", settings, "--listen", "--timeout", timeout)
+    wait_until_listening(port)
+    with socket.create_connection(("127.0.0.1", port)):
+        yield process, url
+
+
+def test_an_idle_connection_does_not_hold_the_listener(tmp_path: Path):
+    with FakeExact(divisions=(1001,)) as fake:
+        with listening_with_an_idle_connection(tmp_path, fake, "60") as (process, url):
+            try:
+                page: requests.Response | None = requests.get(url, timeout=15)
+            except requests.Timeout:
+                page = None
+            assert page is not None, "the idle connection held the listener"
+            assert page.status_code == 200
+            _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+
+
+def test_the_listeners_deadline_holds_with_an_idle_connection_open(tmp_path: Path):
+    with FakeExact(divisions=(1001,)) as fake:
+        with listening_with_an_idle_connection(tmp_path, fake, "2") as (process, _):
+            try:
+                _, stderr = process.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                stderr = "still listening after 15 s"
+        assert stderr.splitlines() == ["tap-exactonline-auth: No callback within 2 s."]
+        assert process.returncode == 1
+
+
+def test_exacts_refusal_reaches_the_terminal_without_control_characters(tmp_path: Path):
+    redirect = f"http://127.0.0.1:{_free_port()}/callback"
+    with FakeExact(divisions=(1001,)) as fake:
+        settings = fake_config(fake, token_store=str(tmp_path / "t.json"), redirect_uri=redirect)
+        process, url = start_auth(tmp_path / "auth", settings, "--listen")
+        state = parse_qs(urlsplit(url).query)["state"][0]
+        error = quote("access_denied\x1b[2J\x1b]0;pwned\x07")
+        description = quote("The user\r\n\x1b[31mdenied\x1b[0m \u202eit\x9b")
+        page = browse(f"{redirect}?error={error}&error_description={description}&state={state}")
+        assert page.status_code == 400
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1
+        assert stderr.splitlines() == [
+            "tap-exactonline-auth: Exact did not authorize the app: access_denied[2J]0;pwned"
+            " (The user[31mdenied[0m it)."
+        ]
+        assert fake.token_calls == 0
+
+
+def ipv6_loopback() -> bool:
+    with socket.socket(socket.AF_INET6) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            return False
+    return True
+
+
+needs_ipv6_loopback = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+
+
+@needs_ipv6_loopback
+def test_a_localhost_redirect_is_listened_on_both_loopback_addresses(tmp_path: Path):
+    """Browsers resolve `localhost` to ::1 first on many systems: another local user must not
+    be able to listen there and receive the code."""
+    port = _free_port()
+    redirect = f"http://localhost:{port}/callback"
+    with FakeExact(divisions=(1001,)) as fake:
+        settings = fake_config(fake, token_store=str(tmp_path / "t.json"), redirect_uri=redirect)
+        process, url = start_auth(tmp_path / "auth", settings, "--listen")
+        wait_until_listening(port)
+        with socket.socket(socket.AF_INET6) as other, pytest.raises(OSError) as refused:
+            other.bind(("::1", port))
+        assert refused.value.errno == errno.EADDRINUSE
+        page = browse(url)
+        assert page.status_code == 200
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+
+
+@needs_ipv6_loopback
+def test_a_localhost_redirect_whose_ipv6_port_is_taken_is_refused_at_once(tmp_path: Path):
+    port = _free_port()
+    redirect = f"http://localhost:{port}/callback"
+    with FakeExact(divisions=(1001,)) as fake, socket.socket(socket.AF_INET6) as other:
+        other.bind(("::1", port))
+        other.listen()
+        settings = fake_config(fake, token_store=str(tmp_path / "t.json"), redirect_uri=redirect)
+        process, _ = start_auth(tmp_path / "auth", settings, "--listen", "--timeout", "5")
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1
+        [line] = stderr.splitlines()
+        assert f"Cannot listen on [::1]:{port}" in line and "use --paste" in line
+
+
+def test_the_auth_command_does_not_show_a_password_in_the_token_store_url(tmp_path: Path):
+    store = "memory://user:secretpw@bucket/tokens.json"  # an fsspec URL with credentials
+    with FakeExact(divisions=(1001,)) as fake:
+        settings = fake_config(
+            fake, token_store=store, redirect_uri="https://example.invalid/exact/callback"
+        )
+        process, url = start_auth(tmp_path / "auth", settings, "--paste")
+        returncode, stdout, stderr = paste(process, callback_of(url))
+        assert returncode == 0, stderr
+        assert "secretpw" not in stdout + stderr
+        assert "memory://user:***@bucket/tokens.json" in stdout

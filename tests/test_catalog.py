@@ -13,13 +13,14 @@ from fake_exact.data import page_size
 from scripts.generate_catalog import (
     DEFAULT_SOURCE,
     OUTPUT,
-    README,
+    STREAMS_PAGE,
     _relative_path,
     build,
-    readme_with_table,
+    page_with_tables,
 )
 from tap_exactonline.catalog import load_catalog
 from tap_exactonline.odata import snake_case
+from tests.conftest import REPO_ROOT
 from tests.tap_runner import discover
 
 CATALOG = load_catalog()
@@ -143,15 +144,32 @@ def test_columns_only_another_api_has_are_counted_from_exacts_reference():
     assert len(only_elsewhere["sales_invoices"]) == 6
 
 
-def test_readme_stream_tables_are_generated_from_the_catalog():
-    readme = README.read_text()
+def test_the_docs_count_the_streams_the_catalog_has():
     beta = sum(spec.api == "beta" for spec in CATALOG.values())
     offered = len(CATALOG) - beta
-    assert f"**{offered} streams**, plus {beta} beta ones" in readme
-    assert f"{offered} streams ({len(CATALOG)} with beta endpoints)" in readme
-    assert f"each of the {len(CATALOG)} streams" in readme
-    assert f"would read all {offered}:" in readme
-    assert f"the tap's {len(CATALOG)} stream definitions" in readme
+
+    def words(page: str) -> str:  # the page's text as one line: a count may wrap
+        return " ".join((REPO_ROOT / page).read_text().split())
+
+    assert f"{offered} streams ({len(CATALOG)} with beta endpoints)" in words("README.md")
+    assert f"**{offered} streams**, plus {beta} beta ones" in words("docs/streams.md")
+    assert f"each of the {len(CATALOG)} streams" in words("docs/development.md")
+    assert f"the tap's {len(CATALOG)} stream definitions" in words("docs/benchmark.md")
+
+
+def test_the_suggested_selections_name_streams_the_tap_has():
+    selected = re.findall(
+        r"^meltano select tap-exactonline (\w+) '\*'$", STREAMS_PAGE.read_text(), flags=re.M
+    )
+    assert len(selected) >= 15
+    assert {"gl_accounts", "transaction_lines", "sales_invoices", "receivables_list"} <= set(
+        selected
+    )
+    assert [name for name in selected if name not in CATALOG] == []
+
+
+def test_the_streams_page_tables_are_generated_from_the_catalog():
+    readme = STREAMS_PAGE.read_text()
     # The streams with a choice of API: how many, and the columns only another API has.
     with_choice = {name: spec for name, spec in CATALOG.items() if spec.alternatives}
     extra = {
@@ -171,8 +189,8 @@ def test_readme_stream_tables_are_generated_from_the_catalog():
         for api, other in spec.alternatives.items():
             assert f"{api}: {page_size(other.name, other.api):,} a call" in row, name
         assert all(f"`{snake_case(f)}`" in row for f in extra[name]), name
-    assert readme == readme_with_table(readme), (
-        "README stream table is stale: run `uv run python scripts/generate_catalog.py`"
+    assert readme == page_with_tables(readme), (
+        "docs/streams.md stream tables are stale: run `uv run python scripts/generate_catalog.py`"
     )
     excluded = json.loads(OUTPUT.read_text())["excluded"]
     assert excluded

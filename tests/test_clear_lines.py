@@ -12,11 +12,13 @@ import json
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from fake_exact import FakeExact
 from tests.tap_runner import TAP, TapRun, discover, fake_config, parse_messages, run_tap, select
+from tests.test_authorize import AUTH
 
 DIVISION = 1001
 
@@ -132,12 +134,17 @@ def test_a_state_that_cannot_be_read_is_one_line_before_any_request(
         ("retry_base_seconds", -1, ("`retry_base_seconds`", "must not be negative")),
         ("base_url", "ftp://start.exactonline.nl", ("`base_url`", "http(s)")),
         ("base_url", "start.exactonline.nl", ("`base_url`", "http(s)")),
+        # 0.0.0.0 reaches the fake on this machine, so before the check the client secret went
+        # out in clear text; an address other than loopback is refused before any call.
+        ("base_url", "http://0.0.0.0:{port}", ("`base_url`", "https://", "clear text")),
     ],
-    ids=["impossible-day", "not-a-date", "year-99", "negative", "ftp", "no-scheme"],
+    ids=["impossible-day", "not-a-date", "year-99", "negative", "ftp", "no-scheme", "clear-text"],
 )
 def test_a_setting_no_request_could_use_is_one_line_before_any_request(
     fake: FakeExact, tmp_path: Path, setting: str, value: Any, words: tuple[str, ...]
 ):
+    if isinstance(value, str):
+        value = value.format(port=urlsplit(fake.base_url).port)
     calls = len(fake.calls)
     run = run_tap(tmp_path, fake_config(fake, **{setting: value}), with_catalog=False)
     assert_one_line_and_no_request(fake, run.returncode, run.stderr, *words)
@@ -176,3 +183,67 @@ def test_a_row_with_text_that_is_not_utf8_loads_and_is_named(
     # The row does not block later runs: the bookmark moved past it.
     assert run.bookmark("journals", DIVISION) is not None
     assert parse_messages(run.stdout)
+
+
+def test_the_auth_command_refuses_a_clear_text_base_url_before_any_request(
+    fake: FakeExact, tmp_path: Path
+):
+    settings = fake_config(fake, base_url=fake.base_url.replace("127.0.0.1", "0.0.0.0"))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(settings))
+    calls = len(fake.calls)
+    done = subprocess.run(
+        [AUTH, "--config", str(config), "--paste"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert_one_line_and_no_request(fake, done.returncode, done.stderr, "`base_url`", "clear text")
+    assert len(fake.calls) == calls
+
+
+def test_discovery_names_a_wrong_setting_in_one_line_and_needs_no_credentials(tmp_path: Path):
+    def discover_with(settings: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(settings))
+        return subprocess.run(
+            [TAP, "--config", str(config), "--discover"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    # Meltano discovers before every run: a typo there was a traceback, printed twice.
+    wrong = discover_with({"time_zone": "Europe/Amsterdm"})
+    assert wrong.returncode == 1
+    assert "Traceback" not in wrong.stderr, wrong.stderr[-3000:]
+    [line] = [s for s in wrong.stderr.splitlines() if "`time_zone`" in s]
+    assert "Europe/Amsterdm" in line
+    # `meltano select --list` before the first login: no credentials, yet the streams.
+    listed = discover_with({})
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert len(json.loads(listed.stdout)["streams"]) > 300
+
+
+@pytest.mark.parametrize(
+    ("store", "words"),
+    [
+        ("/proc/nope/tokens.json", ("token_store /proc/nope/tokens.json", "cannot be written")),
+        ("{tmp}/new/tokens.json", ("token_store {tmp}/new/tokens.json", "tap-exactonline-auth")),
+    ],
+    ids=["unusable", "not-filled-yet"],
+)
+def test_a_store_without_tokens_and_no_setting_names_the_store(
+    fake: FakeExact, tmp_path: Path, store: str, words: tuple[str, ...]
+):
+    settings = fake_config(fake, token_store=store.format(tmp=tmp_path))
+    del settings["refresh_token"]
+    run = run_tap(tmp_path / "run", settings, streams={"gl_accounts"})
+    assert_one_line_and_no_request(
+        fake, run.returncode, run.stderr, *(w.format(tmp=tmp_path) for w in words)
+    )
+    assert fake.token_calls == 0

@@ -92,7 +92,7 @@ def test_instants_and_days_land_right_and_the_next_filter_finds_every_change(
         assert fetch(pg_database, select + " WHERE id = %s", autumn["ID"]) == [
             (naive(AUTUMN_FIRST), datetime(2024, 10, 27), None)
         ]
-        # The README's query: days as dates, instants on Amsterdam's clock.
+        # The query of docs/exact-clock.md: days as dates, instants on Amsterdam's clock.
         readme_query = (
             "SELECT invoice_date::date, modified AT TIME ZONE 'UTC' AT TIME ZONE "
             f"'Europe/Amsterdam' FROM {SCHEMA}.purchase_invoices WHERE id = %s"

@@ -1,7 +1,7 @@
 """What the ecosystem expects of a tap, checked against what the tap reports about itself:
-meltano.yml and the README agree with `--about`, a bad setting in Meltano reads as one line from
-the tap (no Meltano traceback), the tap loads where `fcntl` does not exist (Windows), and every
-install line names our distribution, not the other `tap-exactonline` on PyPI."""
+meltano.yml and the settings page agree with `--about`, a bad setting in Meltano reads as one
+line from the tap (no Meltano traceback), the tap loads where `fcntl` does not exist (Windows), and
+every install line names our distribution, not the other `tap-exactonline` on PyPI."""
 
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ from fake_exact import FakeExact
 from scripts.generate_settings import (
     about,
     meltano_yml_with_settings,
+    page_with_settings,
     plugin_definition,
-    readme_with_settings,
 )
 from tests.conftest import REPO_ROOT, run_meltano, set_plugin_config, write_test_meltano_yml
 
 MELTANO_YML = REPO_ROOT / "meltano.yml"
 README = REPO_ROOT / "README.md"
+DOCS = REPO_ROOT / "docs"
+SETTINGS_PAGE = DOCS / "settings.md"
+STREAMS_PAGE = DOCS / "streams.md"
 PYPROJECT = (REPO_ROOT / "pyproject.toml").read_text()
 DISTRIBUTION = re.search(r'^name = "([^"]+)"', PYPROJECT, flags=re.M)[1]  # type: ignore[index]
 # Modules that exist only on POSIX systems: the tap must load without them.
@@ -50,11 +53,13 @@ def test_meltano_yml_declares_every_capability_the_tap_reports(reported: dict[st
     assert "structured-logging" in reported["capabilities"]
 
 
-def test_readme_and_meltano_yml_show_the_settings_the_tap_reports(reported: dict[str, Any]):
+def test_settings_page_and_meltano_yml_show_the_settings_the_tap_reports(
+    reported: dict[str, Any],
+):
     settings = reported["settings"]
-    readme = README.read_text()
-    assert readme == readme_with_settings(readme, settings), (
-        "README settings table is stale: run `uv run python scripts/generate_settings.py`"
+    page = SETTINGS_PAGE.read_text()
+    assert page == page_with_settings(page, settings), (
+        "docs/settings.md is stale: run `uv run python scripts/generate_settings.py`"
     )
     meltano_yml = MELTANO_YML.read_text()
     assert meltano_yml == meltano_yml_with_settings(meltano_yml, settings), (
@@ -70,8 +75,8 @@ def test_readme_and_meltano_yml_show_the_settings_the_tap_reports(reported: dict
         assert declared[name].get("sensitive", False) == schema.get("secret", False), name
 
 
-def test_readme_defaults_are_the_tap_defaults(reported: dict[str, Any]):
-    rows = re.findall(r"^\| `(\w+)` \| ([^|]*) \|", README.read_text(), flags=re.M)
+def test_settings_page_defaults_are_the_tap_defaults(reported: dict[str, Any]):
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]*) \|", SETTINGS_PAGE.read_text(), flags=re.M)
     defaults = {name: cell.strip().strip("`") for name, cell in rows}
     assert defaults["divisions"] == "current"
     assert defaults["redirect_uri"] == "http://localhost:8765/callback"
@@ -82,14 +87,15 @@ def test_readme_defaults_are_the_tap_defaults(reported: dict[str, Any]):
 
 def test_no_key_in_the_stream_table_names_the_division_twice():
     # Where Exact's key includes `Division`, the column is listed once.
-    rows = [line for line in README.read_text().splitlines() if line.startswith("| `")]
+    rows = [line for line in STREAMS_PAGE.read_text().splitlines() if line.startswith("| `")]
     assert rows
     assert not [row for row in rows if " division, division" in row]
 
 
 def test_every_install_line_names_our_distribution():
     assert DISTRIBUTION == "tap-exactonline-rest"
-    text = README.read_text() + MELTANO_YML.read_text()
+    docs = "".join(page.read_text() for page in sorted(DOCS.glob("*.md")))
+    text = README.read_text() + docs + MELTANO_YML.read_text()
     # `pip install tap-exactonline`, `tap-exactonline[s3]`, `pip_url: tap-exactonline` would all
     # install the other project of that name.
     wrong = re.findall(r"(?:install|pip_url:)\s+['\"]?tap-exactonline(?![-\w])", text)
@@ -103,7 +109,7 @@ def test_every_install_line_names_our_distribution():
     [
         ("region", "xx", "Setting `region`: 'xx' is not one of"),
         ("request_timeout", "soon", "Setting `request_timeout`: 'soon' is not of type"),
-        ("beta_endpoints", "maybe", "Setting `beta_endpoints`: 'maybe' is not of type"),
+        ("beta_endpoints", "maybe", "Setting `beta_endpoints`: must be true or false (true/1/yes"),
         ("stream_api", "{items", "Setting `stream_api` must be an object"),
     ],
 )

@@ -18,6 +18,8 @@ import jsonschema
 import pytest
 
 from fake_exact import FakeExact
+from fake_exact.book_tables import COMPUTED
+from fake_exact.books import LINES_PER_ENTRY
 from fake_exact.clock import expected_record_datetime
 from fake_exact.data import page_size
 from tap_exactonline.catalog import EntitySpec, load_catalog
@@ -30,9 +32,13 @@ CATALOG = load_catalog()
 # run, enough for the deletion log to need two pages too.
 TRACKED = {name for name, spec in CATALOG.items() if spec.deleted_entity_type is not None}
 DELETE_EACH = 20
-# One row more than a page (after the deletions), so every stream that pages needs two pages.
+# Transaction lines are deleted a whole entry at a time (see docs/fake-books.md).
+DELETED_ROWS = {"transaction_lines": DELETE_EACH * LINES_PER_ENTRY}
+# One row more than a page (after the deletions), so every stream that pages needs two pages;
+# the streams computed from the entries (ReportingBalance, the open-item and ageing lists, ...)
+# take their size from the books, not from `rows`.
 ROWS = {
-    name: page_size(name, spec.api) + 1 + (DELETE_EACH if name in TRACKED else 0)
+    name: page_size(name, spec.api) + 1 + DELETED_ROWS.get(name, DELETE_EACH * (name in TRACKED))
     for name, spec in CATALOG.items()
 } | {"me": 1}
 # Read functions fed per parent row that run only when selected by name (one call per parent).
@@ -189,7 +195,8 @@ def test_stream_arrives_whole_and_typed(sync_of: Callable[[str], Sync], name: st
         assert len(calls) == math.ceil(len(records) / page_size(name, spec.api))
         one_row_per_division = name == "me" or set(spec.keys) <= {"Division"}
         # system/Divisions lists the login's divisions: here one.
-        assert one_row_per_division or name == "system_divisions" or len(calls) == 2
+        sized_by_test = not (one_row_per_division or name == "system_divisions" or name in COMPUTED)
+        assert not sized_by_test or len(calls) == 2
         assert all(status == 200 for *_, status in calls)
 
 

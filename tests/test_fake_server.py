@@ -243,14 +243,15 @@ def test_sync_filter_returns_only_newer_rows(fake: FakeExact, session: requests.
 
 def test_mutate_gives_newer_timestamps(fake: FakeExact, session: requests.Session) -> None:
     before = max(int(r["Timestamp"]) for r in fake.expected_rows("transaction_lines", DIV))
+    # Transaction lines change by entry (four lines each): header and lines together.
     changed = fake.mutate("transaction_lines", DIV, update=3, insert=2)
-    assert len(changed) == 5
+    assert len(changed) == 5 * 4
     newer = read_all(session, fake, TL, **{"$filter": f"Timestamp gt {before}L"})
     assert [strip(row) for row in newer] == [served(row) for row in changed]
     assert all(int(row["Timestamp"]) > before for row in newer)
-    assert fake.row_count("transaction_lines", DIV) == 2502
+    assert fake.row_count("transaction_lines", DIV) == 2500 + 2 * 4
     removed = fake.delete("transaction_lines", DIV, 2)
-    assert len(removed) == 2 and fake.row_count("transaction_lines", DIV) == 2500
+    assert len(removed) == 2 * 4 and fake.row_count("transaction_lines", DIV) == 2500
     assert {d["EntityKey"] for d in fake.deletions} == set(removed)
     assert all(row["ID"] not in removed for row in read_all(session, fake, TL))
 
@@ -463,6 +464,39 @@ def test_same_seed_same_data() -> None:
     assert list(FakeExact(default_rows=20, seed=2).expected_rows("assets")) != list(
         one.expected_rows("assets")
     )
+
+
+def test_spread_dates_give_each_row_its_own_date_times_over_ten_years() -> None:
+    """The benchmark's realistic rows: date-times the books do not set (Created here) of their
+    own per row, over ten years; Modified as without the option (incremental reads rely on its
+    order); Date and DueDate stay the books' (one date per entry)."""
+    select = {"$select": "ID,Created,Date,DueDate,Modified"}
+    with FakeExact(rows={"transaction_lines": 2000}) as narrow:
+        narrow_session = requests.Session()
+        narrow_session.headers.update(
+            {**JSON, "Authorization": f"Bearer {narrow.grant_access_token()}"}
+        )
+        narrow_rows = read_all(narrow_session, narrow, TL, **select)
+    with FakeExact(rows={"transaction_lines": 2000}, spread_dates=True) as fake:
+        s = requests.Session()
+        s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
+        rows = read_all(s, fake, TL, **select)
+        assert [strip(row) for row in rows] == [
+            served({k: row[k] for k in ("ID", "Created", "Date", "DueDate", "Modified")})
+            for row in fake.expected_rows("transaction_lines")
+        ]
+    assert [r["Modified"] for r in rows] == [r["Modified"] for r in narrow_rows]
+    assert [(r["Date"], r["DueDate"]) for r in rows] == [
+        (r["Date"], r["DueDate"]) for r in narrow_rows
+    ]
+    year_ms = 365 * 86_400_000
+    wire_values = [r["Created"] for r in rows if r["Created"] is not None]
+    assert all(v[6:-2].isdigit() for v in wire_values)  # on Exact's clock, from 2016
+    values = [int(v[6:-2]) for v in wire_values]
+    assert len(values) > 0.85 * len(rows)
+    assert len(set(values)) > 0.9 * len(values)  # not one of 251 repeating values
+    assert max(values) - min(values) > 9.9 * year_ms
+    assert sum(value % 86_400_000 == 0 for value in values) < 0.01 * len(values)  # instants
 
 
 # --- speed and CLI -------------------------------------------------------------------------------

@@ -231,7 +231,7 @@ def test_a_page_sent_one_byte_at_a_time_ends_in_bounded_time(fake: FakeExact, tm
     started = time.monotonic()
     run = run_tap(tmp_path, config(fake, request_timeout=2), streams={SYNC}, timeout=120)
     assert_one_clear_line(run, "transaction_lines (division 1001)", "no complete answer within 2 s")
-    assert time.monotonic() - started < 40
+    assert time.monotonic() - started < 90  # a whole page at this pace takes hours
 
 
 # --- bookmarks in the future ------------------------------------------------------------------

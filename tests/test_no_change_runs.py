@@ -69,11 +69,14 @@ def test_a_run_when_nothing_changed_costs_one_call_per_incremental_stream(tmp_pa
 
 
 def test_a_full_table_stream_is_read_again_once_its_interval_has_passed(tmp_path: Path):
-    with FakeExact(divisions=(1001,), rows={"receivables_list": 70}) as fake:
+    with FakeExact(divisions=(1001,)) as fake:
+        # The books' open items: as many as their invoices left unpaid.
+        open_items = fake.row_count("receivables_list", 1001)
+        assert open_items > 0
         # A store: the run without state below takes its token from there.
         config = fake_config(fake, token_store=str(tmp_path / "tokens.json"))
         first = run_tap(tmp_path / "1", config, streams={"receivables_list"})
-        assert len(first.records("receivables_list")) == 70
+        assert len(first.records("receivables_list")) == open_items
 
         # 23 hours later: still skipped. 25 hours later: read again.
         state = copy.deepcopy(first.final_state)
@@ -83,7 +86,7 @@ def test_a_full_table_stream_is_read_again_once_its_interval_has_passed(tmp_path
         assert skipped.returncode == 0 and not skipped.records("receivables_list")
         partition["last_full_read_at"] = hours_ago(25)
         again = run_tap(tmp_path / "3", config, streams={"receivables_list"}, state=state)
-        assert len(again.records("receivables_list")) == 70
+        assert len(again.records("receivables_list")) == open_items
         [read_at] = [
             p["last_full_read_at"]
             for p in again.final_state["bookmarks"]["receivables_list"]["partitions"]
@@ -95,13 +98,15 @@ def test_a_full_table_stream_is_read_again_once_its_interval_has_passed(tmp_path
         zero = run_tap(
             tmp_path / "4", every_run, streams={"receivables_list"}, state=again.final_state
         )
-        assert len(zero.records("receivables_list")) == 70
+        assert len(zero.records("receivables_list")) == open_items
         fresh = run_tap(tmp_path / "5", config, streams={"receivables_list"})
-        assert len(fresh.records("receivables_list")) == 70
+        assert len(fresh.records("receivables_list")) == open_items
 
 
 def test_a_read_stopped_short_is_not_taken_for_complete(tmp_path: Path):
-    with FakeExact(divisions=(1001,), rows={"receivables_list": 130}) as fake:
+    # Books with more than two pages (60 rows each) of open items.
+    with FakeExact(divisions=(1001,), rows={"transaction_lines": 12_000}) as fake:
+        assert fake.row_count("receivables_list", 1001) > 2 * 60
         fake.set_daily_remaining(1001, 27)  # reserve 25: the budget runs out mid-read
         run = run_tap(tmp_path / "1", fake_config(fake), streams={"receivables_list"})
         partitions = run.final_state["bookmarks"]["receivables_list"].get("partitions", [])

@@ -232,12 +232,12 @@ def test_a_receivable_that_leaves_exact_is_marked_after_the_next_complete_read(
 ):
     # receivables_list has no Timestamp and no Modified: a paid invoice is simply not listed
     # any more. Only ACTIVATE_VERSION after a complete read tells target-postgres so.
-    streams = {"receivables_list": 30}
-    with FakeExact(divisions=DIVISIONS, rows=streams) as fake:
-        configure(meltano_project, fake, streams=streams, full_table_interval=0)
+    with FakeExact(divisions=DIVISIONS) as fake:
+        open_items = sum(fake.row_count("receivables_list", d) for d in DIVISIONS)
+        configure(meltano_project, fake, streams={"receivables_list"}, full_table_interval=0)
         meltano_run(meltano_project, pg_database)
         before = snapshot(pg_database, "receivables_list", key="hid")
-        assert len(before) == 60
+        assert len(before) == open_items > 0
         assert all(row["_sdc_deleted_at"] is None for row in before.values())
 
         paid = {(d, str(key)) for d in DIVISIONS for key in fake.delete("receivables_list", d, 2)}

@@ -4,12 +4,16 @@ divisions into DuckDB, installing only the two plugins it needs, and the tables 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from fake_exact import FakeExact
+from fake_exact.book_tables import profit_and_loss
+from scripts.sandbox import ROWS
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.pipeline
@@ -24,6 +28,17 @@ def test_the_sandbox_loads_duckdb_with_unambiguous_names(tmp_path: Path):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    # The loader's detail stays out: no CREATE TABLE statements, a log a person reads.
+    assert "CREATE TABLE" not in output
+    assert max(len(line) for line in output.splitlines()) < 1000
+    # The query the sandbox suggests runs, as printed, with what the sandbox installed.
+    suggested = result.stdout.rsplit("Query them, e.g.:\n", 1)[1].strip()
+    answered = subprocess.run(
+        suggested, shell=True, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert answered.returncode == 0, answered.stderr[-2000:]
+    assert "1001" in answered.stdout and "1500" in answered.stdout
     assert "accounts                     division 1001: 1500 rows, division 1002: 1500 rows" in (
         result.stdout
     )
@@ -47,3 +62,36 @@ def test_the_sandbox_loads_duckdb_with_unambiguous_names(tmp_path: Path):
     )
     assert count.returncode == 0, count.stderr[-2000:]
     assert int(count.stdout) == 10_000  # 5,000 in each division
+    assert_books_summary(result.stdout)
+
+
+def assert_books_summary(stdout: str) -> None:
+    """The closing summary shows the figures of the fake's books, worked out here from the
+    same books (same seed, sizes and day) without the tap, the loader or SQL."""
+    summary = stdout.split("The books (revenue and result per financial year, in EUR):\n", 1)[1]
+    shown = {
+        (int(division), int(year)): (revenue, result)
+        for division, year, revenue, result in re.findall(
+            r"^  (\d{4}) +(\d{4}) +([-\d,.]+) +([-\d,.]+)$", summary, re.MULTILINE
+        )
+    }
+    rows = dict(pair.split("=") for pair in ROWS.split(","))
+    fake = FakeExact(
+        divisions=(1001, 1002), rows={k: int(v) for k, v in rows.items()}, default_rows=120
+    )
+    expected = {}
+    for division in (1001, 1002):
+        books, refs = fake.data.books(division)
+        for year in range(books.first_day.year, books.today.year + 1):
+            revenue, costs = profit_and_loss(books, refs, year, range(1, 13))
+            expected[(division, year)] = (
+                f"{revenue / 100:,.2f}",
+                f"{(revenue - costs) / 100:,.2f}",
+            )
+        receivables = sum(
+            item.open_dc for item in books.aggregates().open_items.values() if item.kind == "sales"
+        )
+        assert (
+            f"division {division}: open receivables {receivables / 100:,.2f}, trial balance 0.00"
+        ) in summary
+    assert shown == expected

@@ -19,7 +19,7 @@ import s3fs
 
 from fake_exact import FakeExact
 from tests.conftest import Postgres
-from tests.tap_runner import TAP, discover, fake_config, parse_messages, select
+from tests.tap_runner import TAP, discover, fake_config, parse_messages, select, stored_tokens
 
 JOBS = 8
 ROWS = 6_000  # 6 pages per job: long enough to be mid-run when the token expires
@@ -139,4 +139,6 @@ def test_a_lease_left_by_a_dead_job_expires(s3_bucket: str, s3_emulator: str, tm
         assert_all_synced([(returncode, stdout, stderr)])
         assert "removing a lease left by a run that died" in stderr
         assert not fs.exists(f"{s3_bucket}/exact/tokens.json.lease")  # released after use
-        assert json.loads(fs.cat_file(f"{s3_bucket}/exact/tokens.json"))["refresh_token"]
+        # Kept under the app and the Exact login (see test_shared_logins.py).
+        kept = f"{s3_bucket}/exact/tokens.fake-client-id.{fake.user_id}.json"
+        assert stored_tokens(fs.cat_file(kept))["refresh_token"]

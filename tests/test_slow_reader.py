@@ -87,3 +87,25 @@ def test_sigterm_with_a_slow_reader_leaves_whole_lines_and_a_state_that_resumes(
         assert set(first_ids) | set(second_ids) == {
             r["ID"] for r in fake.expected_rows("transaction_lines", 1001)
         }
+
+
+def test_a_loader_that_dies_ends_the_run_at_once_with_one_line(tmp_path: Path) -> None:
+    with FakeExact(
+        divisions=(1001, 1002), rows={"transaction_lines": ROWS}, minutely_limit=10**6
+    ) as fake:
+        config = fake_config(fake, divisions=[1001, 1002], retry_base_seconds=0.01)
+        tap = start_tap(tmp_path, config, {"transaction_lines"}, text=False)
+        try:
+            assert tap.stdout is not None
+            tap.stdout.read(256 * 1024)
+            tap.stdout.close()  # the loader is gone: every further write fails (EPIPE)
+            calls = fake.data_calls("TransactionLines")
+            stderr = tap.stderr.read().decode()  # type: ignore[union-attr]
+            tap.wait(timeout=120)
+        finally:
+            tap.kill()
+        assert tap.returncode == 1, stderr[-3000:]
+        assert "Cannot write to the target" in stderr
+        assert "Traceback" not in stderr
+        # Not one more page of this division, and no other division, is read for nobody.
+        assert fake.data_calls("TransactionLines") <= calls + 1

@@ -187,3 +187,24 @@ def test_a_row_the_tap_cannot_turn_into_a_record_fails_only_its_stream(tmp_path:
     assert len(run.records("departments")) == 5
     assert run.bookmark("departments", 1001)
     assert run.bookmark("costcenters", 1001) is None
+
+
+def test_a_child_stream_that_fails_keeps_its_parents_rows_for_the_next_run(tmp_path: Path):
+    # receivables_list_by_account is read once per changed account (a child of accounts).
+    streams = {"accounts", "receivables_list_by_account"}
+    with FakeExact(divisions=(1001,), rows={"accounts": 12}, minutely_limit=10**6) as fake:
+        settings = fake_config(fake, retry_base_seconds=0.01)
+        fake.fail_next(10_000, status=503, path_contains="ReceivablesListByAccount")
+        first = run_tap(tmp_path / "1", settings, streams=streams)
+        assert first.returncode == 1, first.stderr[-3000:]
+        assert "Traceback" not in first.stderr
+        assert any("accounts (division 1001)" in line for line in failure_lines(first))
+
+        # Exact is well again: the accounts whose children were not read are read again, and
+        # their children with them.
+        fake.clear_faults()
+        child_calls = fake.data_calls("ReceivablesListByAccount")
+        second = run_tap(tmp_path / "2", settings, streams=streams, state=first.final_state)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert len(second.records("accounts")) == 12
+        assert fake.data_calls("ReceivablesListByAccount") - child_calls == 12

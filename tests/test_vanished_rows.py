@@ -8,6 +8,7 @@ effect in PostgreSQL is in test_pipeline.py.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from fake_exact import FakeExact
+from tap_exactonline.catalog import load_catalog
 from tests.tap_runner import TapRun, fake_config, run_tap
 
 DIVISIONS = (1001, 1002)
@@ -114,3 +116,30 @@ def test_no_activate_version_when_switched_off_or_in_a_shard_job(
     assert run.records(FULL_TABLE)
     assert activations(run, FULL_TABLE) == []
     assert versions(run, FULL_TABLE) == {None}
+
+
+def test_one_empty_answer_does_not_make_a_division_look_emptied(fake: FakeExact, tmp_path: Path):
+    # A proxy or a hiccup answers one read of 1002 with an empty page: believed, the
+    # ACTIVATE_VERSION after it would mark every 1002 receivable deleted.
+    path = f"/api/v1/1002/{load_catalog()[FULL_TABLE].path}"
+    fake.replay_next(path, json.dumps({"d": {"results": []}}))
+    run = run_tap(tmp_path, config(fake), streams={FULL_TABLE})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert {d: len(rows) for d, rows in run.by_division(FULL_TABLE).items()} == {
+        d: fake.row_count(FULL_TABLE, d) for d in DIVISIONS
+    }
+    assert len(activations(run, FULL_TABLE)) == 1
+
+
+def test_a_division_that_refuses_a_stream_does_not_make_it_due_on_every_run(
+    fake: FakeExact, tmp_path: Path
+):
+    fake.forbid(1002, reason=None, path_contains="ReceivablesList")
+    first = run_tap(tmp_path / "1", config(fake), streams={FULL_TABLE})
+    assert set(first.by_division(FULL_TABLE)) == {1001}
+    calls = fake.data_calls("ReceivablesList")
+    second = run_tap(tmp_path / "2", config(fake), streams={FULL_TABLE}, state=first.final_state)
+    # Inside full_table_interval: neither division is asked again, the refusing one included.
+    assert second.records(FULL_TABLE) == []
+    assert fake.data_calls("ReceivablesList") == calls
+    assert "not every division" not in second.stderr

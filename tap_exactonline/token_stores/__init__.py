@@ -3,12 +3,14 @@ file, a PostgreSQL table or an object-store object (`token_store`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from tap_exactonline.token_stores.common import first_line
+from tap_exactonline.token_stores.logins import StoreOwner
 from tap_exactonline.tokens import TokenCodec, TokenSet
 
 
@@ -77,15 +79,27 @@ def token_store_problem(location: str) -> str | None:
     return None
 
 
-def open_token_store(location: str, *, client_id: str, codec: TokenCodec) -> TokenStore:
-    """`token_store` setting -> store: a PostgreSQL URL, an fsspec URL, or a local path."""
+def open_token_store(
+    location: str,
+    *,
+    client_id: str,
+    codec: TokenCodec,
+    known: Iterable[TokenSet | None] = (),
+    configured: str | None = None,
+) -> TokenStore:
+    """`token_store` setting -> store: a PostgreSQL URL, an fsspec URL, or a local path.
+
+    A PostgreSQL table or an object store may be shared by several Exact logins of the app:
+    there, a run finds its own tokens by the chain it knows (`known`: the incoming state's
+    tokens) and the `configured` refresh token (see logins.py)."""
+    owner = StoreOwner(client_id, known, configured)
     parts = urlsplit(location)
     scheme = parts.scheme.lower().split("+")[0]
     # Imported here: each backend loads only what it needs (psycopg, fsspec).
     if scheme in POSTGRES_SCHEMES:
         from tap_exactonline.token_stores.postgres import PostgresTokenStore  # noqa: PLC0415
 
-        return PostgresTokenStore(location, default_key=client_id, codec=codec)
+        return PostgresTokenStore(location, default_key=client_id, codec=codec, owner=owner)
     from tap_exactonline.token_stores.file import FileTokenStore  # noqa: PLC0415
 
     if scheme == "file":
@@ -93,5 +107,17 @@ def open_token_store(location: str, *, client_id: str, codec: TokenCodec) -> Tok
     if len(scheme) > 1:
         from tap_exactonline.token_stores.objects import ObjectStoreTokenStore  # noqa: PLC0415
 
-        return ObjectStoreTokenStore(location, codec=codec)
+        return ObjectStoreTokenStore(location, codec=codec, owner=owner)
     return FileTokenStore(location, codec=codec)
+
+
+def tells_logins_apart(store: TokenStore) -> bool:
+    """Does the store keep each Exact login's tokens apart (so the tokens must know their
+    login)? A PostgreSQL table without a fixed `key=`, and an object store; a file holds one
+    chain."""
+    from tap_exactonline.token_stores.objects import ObjectStoreTokenStore  # noqa: PLC0415
+    from tap_exactonline.token_stores.postgres import PostgresTokenStore  # noqa: PLC0415
+
+    if isinstance(store, PostgresTokenStore):
+        return store.owner is not None
+    return isinstance(store, ObjectStoreTokenStore)

@@ -6,9 +6,6 @@ import errno
 import json
 import logging
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,14 +13,17 @@ from pathlib import Path
 import filelock
 
 from tap_exactonline.token_stores.common import LOCK_POLL_SECONDS, LOCK_WAIT_SECONDS
+from tap_exactonline.token_stores.file_safety import (
+    git_exposure,
+    make_private_folders,
+    make_temp_file,
+    os_reason,
+    remove_leftovers,
+    trust,
+)
 from tap_exactonline.tokens import TokenCodec, TokenSet, TokenStoreError
 
 LOGGER = logging.getLogger("tap_exactonline.token_stores")
-
-
-def _os_reason(exc: OSError) -> str:
-    """`No space left on device` and the like: what the user can act on."""
-    return exc.strerror or type(exc).__name__
 
 
 # A rename onto the token file that these refuse may still allow writing the file in place:
@@ -34,33 +34,6 @@ _RENAME_REFUSALS = {errno.EBUSY, errno.EXDEV, errno.EACCES, errno.EPERM}
 _PROBE_BYTES = 4096
 
 
-def git_exposure(path: Path) -> str | None:
-    """Why a token file could end up in a git commit: it lies in a git work tree that does not
-    ignore it (one `git add .` from being pushed). None when it is ignored, outside any work
-    tree, or git is not installed."""
-    folder = path.resolve().parent
-    work_tree = next((d for d in (folder, *folder.parents) if (d / ".git").exists()), None)
-    git = shutil.which("git")
-    if work_tree is None or git is None:
-        return None
-    try:
-        answer = subprocess.run(
-            [git, "-C", str(work_tree), "check-ignore", "--quiet", "--no-index", str(path)],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if answer.returncode != 1:  # 0: ignored; 128: git could not tell
-        return None
-    return (
-        f"token_store {path} is in the git work tree {work_tree} and git does not ignore it: "
-        "add it to .gitignore (or keep it outside the repository) so the tokens are never "
-        "committed."
-    )
-
-
 class FileTokenStore:
     """Tokens in a local JSON file, replaced atomically so a crash never leaves half a file.
 
@@ -68,6 +41,11 @@ class FileTokenStore:
     replaced, so every process locks the same inode. Where the file cannot be replaced (a file
     bind-mounted on its own into a container), it is rewritten in place with one write of at
     least its old length (padded with spaces, which JSON ignores), then fsynced.
+
+    A token file is trusted only when the user running the tap owns it and nobody else may read
+    or write it: one another user made (in a shared folder such as /tmp, where it cannot be
+    replaced) is refused before it is read or written; one of ours open to others is made
+    private. Temporary files a killed run left are removed.
     """
 
     def __init__(self, path: str | os.PathLike[str], codec: TokenCodec | None = None) -> None:
@@ -87,7 +65,7 @@ class FileTokenStore:
     def _fail(self, action: str, exc: OSError, path: Path | None = None) -> TokenStoreError:
         where = path or self.path
         return TokenStoreError(
-            f"token_store {self.path} cannot be {action}: {_os_reason(exc)} ({where})"
+            f"token_store {self.path} cannot be {action}: {os_reason(exc)} ({where})"
         )
 
     @contextmanager
@@ -100,7 +78,7 @@ class FileTokenStore:
                     raise NotADirectoryError(errno.ENOTDIR, f"Not a directory: {folder}")
             if self.lock_path.is_dir():
                 raise IsADirectoryError(errno.EISDIR, "Is a directory")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_folders(self.path.parent)
         except OSError as exc:
             where = self.lock_path if self.lock_path.exists() else None
             raise self._fail("locked", exc, where) from None
@@ -117,6 +95,8 @@ class FileTokenStore:
         except OSError as exc:
             raise self._fail("locked", exc, self.lock_path) from None
         try:
+            # Every write happens under this lock: a temporary file of this store is a leftover.
+            remove_leftovers(self.path, under_lock=True)
             yield
         finally:
             lock.release()
@@ -132,13 +112,16 @@ class FileTokenStore:
 
     def _read_bytes(self) -> bytes | None:
         try:
-            return self.path.read_bytes()
+            with self.path.open("rb") as handle:
+                trust(handle.fileno(), self.path)
+                return handle.read()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise self._fail("read", exc) from None
 
     def read(self) -> TokenSet | None:
+        remove_leftovers(self.path, under_lock=False)
         raw = self._read_bytes()
         self._found_empty = raw is not None and not raw.strip()
         if raw is None or self._found_empty:
@@ -170,8 +153,8 @@ class FileTokenStore:
 
     def _probe_new(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
+            make_private_folders(self.path.parent)
+            fd, temp_name = make_temp_file(self.path)
         except OSError as exc:
             raise self._fail("written", exc, self.path.parent) from None
         try:
@@ -195,7 +178,7 @@ class FileTokenStore:
                     "token_store %s cannot be replaced (%s): writing it in place instead "
                     "(a file mounted on its own, or a directory the job may not write in).",
                     self.path,
-                    _os_reason(exc),
+                    os_reason(exc),
                 )
                 self._in_place = True
             else:
@@ -206,8 +189,8 @@ class FileTokenStore:
             raise self._fail("written", exc) from None
 
     def _replace(self, data: bytes, room: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)
+        make_private_folders(self.path.parent)
+        fd, temp_name = make_temp_file(self.path)
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as handle:
@@ -235,6 +218,7 @@ class FileTokenStore:
         stays behind and no truncation is needed: a process killed mid-way leaves the old
         file or the new one (a write of a few KiB is not split)."""
         with self.path.open("r+b") as handle:
+            trust(handle.fileno(), self.path)  # the file in place may not be the one read
             old_length = os.fstat(handle.fileno()).st_size
             handle.write(data.ljust(old_length))
             handle.flush()

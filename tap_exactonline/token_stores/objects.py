@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from tap_exactonline.redact import without_password
 from tap_exactonline.token_stores.common import first_line, wait_for_lock
+from tap_exactonline.token_stores.logins import StoreOwner, login_key
 from tap_exactonline.tokens import TokenCodec, TokenSet, TokenStoreError
 
 LOGGER = logging.getLogger("tap_exactonline.token_stores")
@@ -26,26 +28,37 @@ class ObjectStoreTokenStore:
     `If-None-Match`), which exactly one of several racing jobs wins. A lease names its holder and
     an expiry, so a job killed while holding it blocks the others for LEASE_SECONDS at most.
     Writes are single PUTs, which object stores apply whole or not at all.
+
+    Each Exact login of the app keeps its tokens in its own object beside the named one,
+    `<name>.<client_id>.<UserID>.json` (see logins.py); the named object, where earlier versions
+    kept them, is still read, and removed once its chain is kept under its login.
     """
 
     # Longer than one token call (request_timeout, 60 s by default), shorter than LOCK_WAIT_SECONDS.
     LEASE_SECONDS = 120.0
     LEASE_SETTLE_SECONDS = 2.0
 
-    def __init__(self, url: str, codec: TokenCodec | None = None) -> None:
+    def __init__(
+        self, url: str, codec: TokenCodec | None = None, owner: StoreOwner | None = None
+    ) -> None:
         import fsspec  # noqa: PLC0415 - only needed by users of this store
 
         self.codec = codec or TokenCodec(None)
-        self.url = url
+        self.owner = owner or StoreOwner("")
+        self.url = without_password(url)  # as messages show it
         try:
             self.fs, self.path = fsspec.core.url_to_fs(url)
-        except (ImportError, ValueError) as exc:
+        except ImportError as exc:
             scheme = urlsplit(url).scheme
             raise TokenStoreError(
                 f"token_store {scheme}:// cannot be opened: {first_line(exc)} (install the "
                 "filesystem package for it, e.g. `pip install tap-exactonline-rest[s3]`)"
             ) from None
-        self.lease_path = self.path + ".lease"
+        except Exception as exc:
+            raise self._fail("opened", exc) from None
+        self.lease_path = self.path + ".lease"  # one for every login: see PostgresTokenStore
+        self._stem, self._suffix = os.path.splitext(self.path)
+        self._object_read = ""  # the path of the object the last read took
         self._lease_id = ""
         self._broke_a_lease = False
         self._found_empty = False
@@ -61,32 +74,83 @@ class ObjectStoreTokenStore:
     def found_empty(self) -> bool:
         return self._found_empty
 
+    def _login_path(self, login: str) -> str:
+        return f"{self._stem}.{login_key(self.owner.app, login).replace('/', '.')}{self._suffix}"
+
+    def _login_paths(self) -> list[str]:
+        """The objects of the app's logins: this run's login's, when it knows it; else all."""
+        if self.owner.login:
+            return [self._login_path(self.owner.login)]
+        prefix = self._login_path("").removesuffix(self._suffix) + "."
+        folder = os.path.dirname(self.path)
+        try:
+            self.fs.invalidate_cache(folder)  # another job may have added one since (s3fs)
+            names = self.fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise self._fail("read (listing the objects beside it)", exc) from None
+        paths = [str(name) for name in names]  # in the form url_to_fs gave self.path
+        return sorted(p for p in paths if p.startswith(prefix) and p.endswith(self._suffix))
+
     def read(self) -> TokenSet | None:
         self._found_empty = False
+        found: list[tuple[str, TokenSet]] = []
+        for path in [*self._login_paths(), self.path]:
+            tokens = self._read_object(path)
+            if tokens is not None:
+                found.append((path, tokens))
+        chosen = self.owner.pick([tokens for _, tokens in found], f"token_store {self.url}")
+        self._object_read = next((path for path, tokens in found if tokens is chosen), "")
+        return chosen
+
+    def _read_object(self, path: str) -> TokenSet | None:
         try:
-            raw = self.fs.cat_file(self.path)
+            raw = self.fs.cat_file(path)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise self._fail("read", exc) from None
-        self._found_empty = not raw.strip()
-        if self._found_empty:
+        if not raw.strip():
+            self._found_empty = self._found_empty or path == self.path
             return None
+        where = f"token_store {self.url}" + ("" if path == self.path else f" ({path})")
         try:
             data = json.loads(raw)
         except ValueError:
             raise TokenStoreError(
-                f"token_store {self.url} does not hold JSON. Restore it from a backup, or "
-                "delete it and authorize again (tap-exactonline-auth)."
+                f"{where} does not hold JSON. Restore it from a backup, or delete it and "
+                "authorize again (tap-exactonline-auth)."
             ) from None
-        return self.codec.load(data, f"token_store {self.url}")
+        return self.codec.load(data, where)
 
     def write(self, tokens: TokenSet) -> None:
-        self._put(json.dumps(self.codec.dump(tokens)).encode())
+        self.owner.learn(tokens)
+        path = self._login_path(tokens.login) if tokens.login else self.path
+        self._put(json.dumps(self.codec.dump(tokens)).encode(), path)
+        self._object_read = path
+        if path != self.path:
+            try:
+                self._retire_app_object()
+            except TokenStoreError as error:  # the tokens are saved; this only tidies
+                LOGGER.warning("%s", error)
 
-    def _put(self, data: bytes) -> None:
+    def _retire_app_object(self) -> None:
+        """The object earlier versions kept (or kept while the login was unknown) goes once its
+        chain is kept under the login; another login's stays."""
         try:
-            self.fs.pipe_file(self.path, data)
+            tokens = self._read_object(self.path)
+        except TokenStoreError:
+            return  # not readable with this run's key: not known to be this run's
+        if tokens is not None and self.owner.owns(tokens):
+            try:
+                self.fs.rm_file(self.path)
+            except Exception as exc:
+                raise self._fail("written (removing the copy kept before logins)", exc) from None
+
+    def _put(self, data: bytes, path: str) -> None:
+        try:
+            self.fs.pipe_file(path, data)
         except Exception as exc:
             raise self._fail("written", exc) from None
 
@@ -96,14 +160,15 @@ class ObjectStoreTokenStore:
     def prove_writable(self) -> None:
         """Put the current object again (a single PUT, like `write`); without one, put and
         remove a probe object beside it."""
+        path = self._object_read or self.path
         try:
-            current = self.fs.cat_file(self.path)
+            current = self.fs.cat_file(path)
         except FileNotFoundError:
             current = None
         except Exception as exc:
             raise self._fail("read", exc) from None
         if current is not None:
-            self._put(current)
+            self._put(current, path)
             return
         probe = self.path + ".probe"
         try:

@@ -1,0 +1,668 @@
+"""What the rows of the financial streams say, read from a division's `Books`.
+
+Two kinds: reference and entry streams keep their generated rows and take the fields the books
+define (`row_values`); aggregate streams are computed from the entries (`ComputedRows`), one
+slot per possible row so a row keeps its key while the books change around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from fake_exact.books import (
+    _CITIES,
+    _PRODUCTS,
+    _STREETS,
+    _SUPPLIER_TRADES,
+    _SURNAMES,
+    _TRADES,
+    CHART,
+    CLASSIFICATIONS,
+    COST_OF_GOODS,
+    ENTRY_TYPE,
+    JOURNAL_OF,
+    JOURNALS,
+    RETAINED,
+    REVENUE_HIGH,
+    REVENUE_LOW,
+    STATUS_PROCESSED,
+    VAT_CODES,
+    VAT_HIGH,
+    VAT_TO_CLAIM,
+    VAT_TO_PAY,
+    Books,
+    Entry,
+    GLAccountDef,
+    JournalDef,
+    OpenItem,
+    VATCodeDef,
+    cents,
+    date_value,
+    guid,
+    guid_prefix,
+)
+
+Values = dict[str, object]
+AGE_GROUPS = (
+    (1, "<= 30", 0, 30),
+    (2, "31 - 60", 31, 60),
+    (3, "61 - 90", 61, 90),
+    (4, "> 90", 91, 10**9),
+)
+TYPES = tuple(sorted(set(ENTRY_TYPE.values())))
+
+
+class Refs:
+    """Guids and labels of the rows the books point into, in one division."""
+
+    def __init__(self, seed: int, division: int, books: Books) -> None:
+        self.books = books
+        self._prefix = {
+            stream: guid_prefix(seed, stream, division, "ID")
+            for stream in (
+                "gl_accounts",
+                "accounts",
+                "items",
+                "journals",
+                "vat_codes",
+                "gl_classifications",
+                "gl_schemes",
+                "financial_periods",
+            )
+        }
+        self.entry_prefix = guid_prefix(seed, "entries", division, "EntryID")
+
+    def id(self, stream: str, row: int | None) -> str | None:
+        return None if row is None else guid(self._prefix[stream], row)
+
+    def prefix(self, stream: str) -> str:
+        return self._prefix[stream]
+
+    # chart
+    def gl(self, row: int) -> GLAccountDef:
+        if row < len(CHART):
+            return CHART[row]
+        return GLAccountDef(
+            f"5{row:04d}",
+            f"Overige bedrijfskosten {row}",
+            121,
+            "Sales, general administrative expenses",
+            "D",
+            "W",
+            14,
+        )
+
+    def journal(self, row: int) -> JournalDef:
+        if row < len(JOURNALS):
+            return JOURNALS[row]
+        return JournalDef(f"{90 + row}", f"Memoriaal {row}", 90, None)
+
+    def vat(self, row: int) -> VATCodeDef:
+        return (
+            VAT_CODES[row]
+            if row < len(VAT_CODES)
+            else VATCodeDef(f"V{row}", f"BTW-code {row}", 0.0)
+        )
+
+    # relations
+    def account(self, row: int | None) -> tuple[str | None, str | None]:
+        if row is None:
+            return None, None
+        return account_code(row), account_name(row)
+
+
+def account_code(row: int) -> str:
+    return f"{row + 1:>18}"  # Exact right-aligns account codes in 18 characters
+
+
+def account_name(row: int) -> str:
+    surname = _SURNAMES[(row * 7 + row // 16) % len(_SURNAMES)]
+    if row % 5 == 4:
+        return f"{_SUPPLIER_TRADES[row // 5 % len(_SUPPLIER_TRADES)]} {surname} B.V."
+    return f"{_TRADES[row % len(_TRADES)]} {surname}"
+
+
+# --- reference streams ---------------------------------------------------------------------------
+
+
+def gl_account_values(refs: Refs, row: int) -> Values:
+    account = refs.gl(row)
+    vat = None if account.vat_code is None else refs.vat(account.vat_code)
+    return {
+        "Code": account.code,
+        "Description": account.description,
+        "SearchCode": account.description[:10].upper().ljust(10),
+        "Type": account.type,
+        "TypeDescription": account.type_description,
+        "BalanceSide": account.balance_side,
+        "BalanceType": account.balance_type,
+        "VATCode": None if vat is None else vat.code,
+        "VATDescription": None if vat is None else vat.description,
+        "IsBlocked": False,
+        "Costcenter": None,
+        "CostcenterDescription": None,
+        "Costunit": None,
+        "CostunitDescription": None,
+    }
+
+
+def classification_values(refs: Refs, row: int) -> Values:
+    if row < len(CLASSIFICATIONS):
+        node = CLASSIFICATIONS[row]
+        code, description, parent, balance = node.code, node.description, node.parent, node.balance
+    else:
+        code, description, parent, balance = f"WBed{row:03d}", f"Overige kosten {row}", 14, "D"
+    profit_and_loss = code.startswith("W")
+    return {
+        "Code": code,
+        "Name": description,
+        "Description": description,
+        "Parent": refs.id("gl_classifications", parent),
+        "Balance": "debit" if balance == "D" else "credit",
+        "PeriodType": "duration" if profit_and_loss else "instant",
+        "Abstract": parent is None or row in (1, 2),
+        "TaxonomyNamespace": refs.id("gl_schemes", 0),
+        "TaxonomyNamespaceDescription": "Referentie Grootboekschema",
+    }
+
+
+def classification_mapping_values(refs: Refs, row: int) -> Values:
+    gl_row = row % max(1, refs.books.sizes.gl_accounts)
+    account = refs.gl(gl_row)
+    node = CLASSIFICATIONS[account.classification]
+    return {
+        "GLAccount": refs.id("gl_accounts", gl_row),
+        "GLAccountCode": account.code,
+        "GLAccountDescription": account.description,
+        "Classification": refs.id("gl_classifications", account.classification),
+        "ClassificationCode": node.code,
+        "ClassificationDescription": node.description,
+        "GLSchemeID": refs.id("gl_schemes", 0),
+        "GLSchemeCode": "RGS",
+        "GLSchemeDescription": "Referentie Grootboekschema",
+    }
+
+
+def scheme_values(refs: Refs, row: int) -> Values:
+    main = row == 0
+    return {
+        "Code": "RGS" if main else f"S{row}",
+        "Description": "Referentie Grootboekschema" if main else f"Rapportageschema {row}",
+        "Main": 1 if main else 0,
+        "TargetNamespace": "http://www.nltaxonomie.nl/nt16/rgs" if main else None,
+    }
+
+
+def journal_values(refs: Refs, row: int) -> Values:
+    journal = refs.journal(row)
+    gl = None if journal.gl is None else refs.books.gl_row(journal.gl)
+    return {
+        "Code": journal.code,
+        "Description": journal.description,
+        "Type": journal.type,
+        "GLAccount": refs.id("gl_accounts", gl),
+        "GLAccountCode": None if gl is None else refs.gl(gl).code,
+        "GLAccountDescription": None if gl is None else refs.gl(gl).description,
+        "GLAccountType": None if gl is None else refs.gl(gl).type,
+        "Currency": "EUR",
+        "CurrencyDescription": "Euro",
+        "AllowVAT": journal.type in (20, 22, 90),
+        "IsBlocked": False,
+        "BankAccountIBAN": "NL91INGB0001234567" if journal.type == 12 else None,
+        "BankName": "ING Bank" if journal.type == 12 else None,
+    }
+
+
+def vat_code_values(refs: Refs, row: int) -> Values:
+    vat = refs.vat(row)
+    to_pay, to_claim = refs.books.gl_row(VAT_TO_PAY), refs.books.gl_row(VAT_TO_CLAIM)
+    return {
+        "Code": vat.code,
+        "Description": vat.description,
+        "Percentage": vat.percentage,
+        "Type": "E" if vat.percentage else "B",
+        "VATTransactionType": "B",
+        "GLToPay": refs.id("gl_accounts", to_pay),
+        "GLToPayCode": refs.gl(to_pay).code,
+        "GLToPayDescription": refs.gl(to_pay).description,
+        "GLToClaim": refs.id("gl_accounts", to_claim),
+        "GLToClaimCode": refs.gl(to_claim).code,
+        "GLToClaimDescription": refs.gl(to_claim).description,
+        "IsBlocked": False,
+        "Country": "NL ",
+    }
+
+
+def period_values(refs: Refs, row: int) -> Values:
+    year = refs.books.first_day.year + row // 12
+    period = row % 12 + 1
+    start = date(year, period, 1)
+    end = (date(year + 1, 1, 1) if period == 12 else date(year, period + 1, 1)) - timedelta(days=1)
+    return {
+        "FinYear": year,
+        "FinPeriod": period,
+        "StartDate": date_value(start),
+        "EndDate": date_value(end),
+    }
+
+
+def account_values(refs: Refs, row: int) -> Values:
+    city, postcode, latitude, longitude = _CITIES[(row * 3 + row // 10) % len(_CITIES)]
+    name = account_name(row)
+    supplier = row % 5 == 4
+    slug = "".join(ch for ch in name.lower() if ch.isalnum())[:40]
+    return {
+        "Code": account_code(row),
+        "Name": name,
+        "SearchCode": name[:10].upper(),
+        "City": city,
+        "Postcode": f"{postcode}{row % 90 + 10:02d} {chr(65 + row % 26)}{chr(65 + row // 26 % 26)}",
+        "AddressLine1": f"{_STREETS[row % len(_STREETS)]} {row % 180 + 1}",
+        "AddressLine2": None,
+        "AddressLine3": None,
+        "Country": "NL ",
+        "CountryName": "Nederland",
+        "StateName": None,
+        "Email": f"info@{slug}.nl",
+        "Phone": f"+31 {postcode}{row % 9 + 1} {row * 7919 % 900000 + 100000}",
+        "PhoneExtension": None,
+        "Website": f"https://www.{slug}.nl",
+        "Latitude": round(latitude + (row % 97 - 48) / 2000, 6),
+        "Longitude": round(longitude + (row % 89 - 44) / 2000, 6),
+        "IsSupplier": supplier,
+        "IsSales": not supplier,
+        "IsPurchase": supplier,
+        "Status": "A" if supplier else "C",
+        "Type": "A",
+        "TradeName": None,
+    }
+
+
+def item_values(refs: Refs, row: int) -> Values:
+    description, price, vat = _PRODUCTS[row % len(_PRODUCTS)]
+    revenue = refs.books.gl_row(REVENUE_HIGH if vat == VAT_HIGH else REVENUE_LOW)
+    costs = refs.books.gl_row(COST_OF_GOODS)
+    variant = row // len(_PRODUCTS)
+    return {
+        "Code": f"ART{row + 1:05d}",
+        "Description": description if variant == 0 else f"{description} ({variant})",
+        "SearchCode": f"ART{row + 1:05d}",
+        "Unit": "stuk",
+        "UnitDescription": "Stuk",
+        "IsSalesItem": True,
+        "IsPurchaseItem": True,
+        "CostPriceStandard": cents(price * 55 // 100),
+        "AverageCost": cents(price * 55 // 100),
+        "CostPriceCurrency": "EUR",
+        "GLRevenueCode": refs.gl(revenue).code,
+        "GLRevenueDescription": refs.gl(revenue).description,
+        "GLCostsCode": refs.gl(costs).code,
+        "GLCostsDescription": refs.gl(costs).description,
+        "SalesVatCode": refs.vat(vat).code,
+        "SalesVatCodeDescription": refs.vat(vat).description,
+    }
+
+
+# --- transaction lines ----------------------------------------------------------------------------
+
+_EMPTY_LINE_FIELDS = (
+    "Asset",
+    "AssetCode",
+    "AssetDescription",
+    "CostCenter",
+    "CostCenterDescription",
+    "CostUnit",
+    "CostUnitDescription",
+    "CustomField",
+    "Document",
+    "DocumentNumber",
+    "DocumentSubject",
+    "ExternalLinkDescription",
+    "ExternalLinkReference",
+    "ExtraDutyAmountFC",
+    "ExtraDutyPercentage",
+    "Notes",
+    "OffsetID",
+    "OrderNumber",
+    "PaymentDiscountAmount",
+    "PaymentReference",
+    "Project",
+    "ProjectCode",
+    "ProjectDescription",
+    "ProjectWBS",
+    "ProjectWBSDescription",
+    "SerialNumber",
+    "Subscription",
+    "SubscriptionDescription",
+    "TrackingNumber",
+    "TrackingNumberDescription",
+)
+
+
+def line_number(entry: Entry, number: int) -> int:
+    """0 the header, 9999 the VAT line of an invoice, else the line's position (Invantive)."""
+    if number == 3 and entry.kind in ("sales", "purchase"):
+        return 9999
+    return number
+
+
+def transaction_line_values(refs: Refs, row: int) -> Values:
+    books = refs.books
+    entry_index, number = books.locate(row)
+    entry = books.entry(entry_index)
+    line = entry.lines[number]
+    gl_row = books.gl_row(line.gl)
+    gl = refs.gl(gl_row)
+    journal = JOURNALS[JOURNAL_OF[entry.kind]]
+    account_code_, account_name_ = refs.account(line.account)
+    vat = None if line.vat is None else refs.vat(line.vat)
+    item_description = None
+    if line.item is not None:
+        item_description = item_values(refs, line.item)["Description"]
+    invoice = line.invoice
+    return {
+        "Account": refs.id("accounts", line.account),
+        "AccountCode": account_code_,
+        "AccountName": account_name_,
+        "AmountDC": cents(line.amount_dc),
+        "AmountFC": cents(line.amount_fc),
+        "AmountVATBaseFC": None if line.vat_base_fc is None else cents(line.vat_base_fc),
+        "AmountVATFC": None if line.vat_fc is None else cents(line.vat_fc),
+        "Currency": entry.currency,
+        "Date": date_value(entry.day),
+        "Description": line.description,
+        "DueDate": date_value(entry.due) if number == 0 and entry.due else None,
+        "EntryID": guid(refs.entry_prefix, entry.index),
+        "EntryNumber": entry.number,
+        "ExchangeRate": entry.rate,
+        "FinancialPeriod": entry.day.month,
+        "FinancialYear": entry.day.year,
+        "GLAccount": refs.id("gl_accounts", gl_row),
+        "GLAccountCode": gl.code,
+        "GLAccountDescription": gl.description,
+        "InvoiceNumber": None if invoice is None else invoice + 1,
+        "Item": refs.id("items", line.item),
+        "ItemCode": None if line.item is None else f"ART{line.item + 1:05d}",
+        "ItemDescription": item_description,
+        "JournalCode": journal.code,
+        "JournalDescription": journal.description,
+        "LineNumber": line_number(entry, number),
+        "Quantity": line.quantity,
+        "Type": ENTRY_TYPE[entry.kind],
+        "VATCode": None if vat is None else vat.code,
+        "VATCodeDescription": None if vat is None else vat.description,
+        "VATPercentage": None if vat is None else vat.percentage,
+        "VATType": None if vat is None else ("S" if entry.kind == "sales" else "P"),
+        "YourRef": entry.your_ref if number == 0 else None,
+    }
+
+
+LINE_CONSTANTS: Values = {
+    **dict.fromkeys(_EMPTY_LINE_FIELDS),
+    "LineType": 0,
+    "Status": STATUS_PROCESSED,
+}
+# stream -> (the fields the books give a row, the fields they give every row alike)
+ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
+    "transaction_lines": (transaction_line_values, LINE_CONSTANTS),
+    "gl_accounts": (gl_account_values, {}),
+    "gl_classifications": (classification_values, {}),
+    "gl_account_classification_mappings": (classification_mapping_values, {}),
+    "gl_schemes": (scheme_values, {}),
+    "journals": (journal_values, {}),
+    "vat_codes": (vat_code_values, {}),
+    "financial_periods": (period_values, {}),
+    "accounts": (account_values, {}),
+    "items": (item_values, {}),
+}
+
+
+# --- aggregates ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Computed:
+    """The rows present now: slot -> values (every field of the stream)."""
+
+    rows: dict[int, Values]
+    slots: int
+
+
+def _age_group(today: date, invoice_day: date) -> int:
+    age = (today - invoice_day).days
+    for number, _, low, high in AGE_GROUPS:
+        if low <= age <= high:
+            return number
+    return 1  # dated after today
+
+
+def _open_item_values(refs: Refs, item: OpenItem) -> Values:
+    entry = refs.books.entry(item.entry)
+    journal = JOURNALS[JOURNAL_OF[entry.kind]]
+    code, name = refs.account(item.account)
+    return {
+        "AccountId": refs.id("accounts", item.account),
+        "AccountCode": code,
+        "AccountName": name,
+        "Amount": cents(item.open_dc),
+        "AmountInTransit": 0,
+        "CurrencyCode": "EUR",
+        "Description": entry.lines[0].description,
+        "DueDate": None if item.due is None else date_value(item.due),
+        "EntryNumber": entry.number,
+        "HID": str(item.entry + 1),
+        "Id": None,
+        "InvoiceDate": date_value(item.day),
+        "InvoiceNumber": entry.number,
+        "JournalCode": journal.code,
+        "JournalDescription": journal.description,
+        "YourRef": entry.your_ref,
+        "ApprovalStatus": None,
+    }
+
+
+def open_items(kind: str) -> Callable[[Refs], Computed]:
+    def compute(refs: Refs) -> Computed:
+        items = refs.books.aggregates().open_items
+        rows = {e: _open_item_values(refs, item) for e, item in items.items() if item.kind == kind}
+        return Computed(rows, refs.books.entries())
+
+    return compute
+
+
+def _ageing(refs: Refs, kind: str) -> dict[int, list[int]]:
+    """accounts row -> open amount per age group (cents)."""
+    today = refs.books.today
+    by_account: dict[int, list[int]] = {}
+    for item in refs.books.aggregates().open_items.values():
+        if item.kind != kind or item.account is None:
+            continue
+        groups = by_account.setdefault(item.account, [0, 0, 0, 0])
+        groups[_age_group(today, item.day) - 1] += item.open_dc
+    return by_account
+
+
+def ageing_list(kind: str) -> Callable[[Refs], Computed]:
+    def compute(refs: Refs) -> Computed:
+        rows = {}
+        for account, groups in _ageing(refs, kind).items():
+            code, name = refs.account(account)
+            values: Values = {
+                "AccountId": refs.id("accounts", account),
+                "AccountCode": code,
+                "AccountName": name,
+                "CurrencyCode": "EUR",
+                "TotalAmount": cents(sum(groups)),
+            }
+            for number, description, _, _ in AGE_GROUPS:
+                values[f"AgeGroup{number}"] = number
+                values[f"AgeGroup{number}Amount"] = cents(groups[number - 1])
+                values[f"AgeGroup{number}Description"] = description
+            rows[account] = values
+        return Computed(rows, max(1, refs.books.sizes.accounts))
+
+    return compute
+
+
+def ageing_overview(refs: Refs) -> Computed:
+    receivable = [0, 0, 0, 0]
+    payable = [0, 0, 0, 0]
+    for groups in _ageing(refs, "sales").values():
+        receivable = [a + b for a, b in zip(receivable, groups, strict=True)]
+    for groups in _ageing(refs, "purchase").values():
+        payable = [a + b for a, b in zip(payable, groups, strict=True)]
+    rows: dict[int, Values] = {
+        number - 1: {
+            "AgeGroup": number,
+            "AgeGroupDescription": description,
+            "AmountReceivable": cents(receivable[number - 1]),
+            "AmountPayable": cents(payable[number - 1]),
+            "CurrencyCode": "EUR",
+        }
+        for number, description, _, _ in AGE_GROUPS
+    }
+    return Computed(rows, len(AGE_GROUPS))
+
+
+def _years(books: Books) -> range:
+    return range(books.first_day.year, books.today.year + 1)
+
+
+def reporting_balance(refs: Refs) -> Computed:
+    books = refs.books
+    years = _years(books)
+    n_gl = max(1, books.sizes.gl_accounts)
+    rows = {}
+    for (role, year, period, kind), (
+        amount,
+        debit,
+        credit,
+        count,
+    ) in books.aggregates().balances.items():
+        gl_row = books.gl_row(role)
+        gl = refs.gl(gl_row)
+        slot = (
+            ((year - years.start) * 12 + period - 1) * len(TYPES) + TYPES.index(kind)
+        ) * n_gl + gl_row
+        rows[slot] = {
+            "ID": str(slot + 1),
+            "Amount": cents(amount),
+            "AmountDebit": cents(debit),
+            "AmountCredit": cents(credit),
+            "BalanceType": gl.balance_type,
+            "CostCenterCode": None,
+            "CostCenterDescription": None,
+            "CostUnitCode": None,
+            "CostUnitDescription": None,
+            "Count": count,
+            "GLAccount": refs.id("gl_accounts", gl_row),
+            "GLAccountCode": gl.code,
+            "GLAccountDescription": gl.description,
+            "ReportingPeriod": period,
+            "ReportingYear": year,
+            "Status": STATUS_PROCESSED,
+            "Type": kind,
+        }
+    return Computed(rows, len(years) * 12 * len(TYPES) * n_gl)
+
+
+def profit_and_loss(books: Books, refs: Refs, year: int, periods: range) -> tuple[int, int]:
+    """(revenue, costs) in cents, both positive as ProfitLossOverview shows them."""
+    revenue = costs = 0
+    for (role, line_year, period, _), totals in books.aggregates().balances.items():
+        gl = refs.gl(books.gl_row(role))
+        if line_year != year or period not in periods or gl.balance_type != "W":
+            continue
+        if gl.balance_side == "C":
+            revenue -= totals[0]
+        else:
+            costs += totals[0]
+    return revenue, costs
+
+
+def profit_loss_overview(refs: Refs) -> Computed:
+    books = refs.books
+    year, period = books.today.year, books.today.month
+    values: Values = {
+        "CurrentYear": year,
+        "CurrentPeriod": period,
+        "PreviousYear": year - 1,
+        "PreviousYearPeriod": period,
+        "CurrencyCode": "EUR",
+    }
+    for name, (which, periods) in {
+        "CurrentYear": (year, range(1, 13)),
+        "CurrentPeriod": (year, range(period, period + 1)),
+        "PreviousYear": (year - 1, range(1, 13)),
+        "PreviousYearPeriod": (year - 1, range(period, period + 1)),
+    }.items():
+        revenue, costs = profit_and_loss(books, refs, which, periods)
+        values[f"Revenue{name}"] = cents(revenue)
+        values[f"Costs{name}"] = cents(costs)
+        values[f"Result{name}"] = cents(revenue - costs)
+    return Computed({0: values}, 1)
+
+
+def opening_balances(year_offset: int) -> Callable[[Refs], Computed]:
+    """Per balance-sheet account, the balance at the start of the year: every earlier line, the
+    earlier years' results carried to retained earnings. Only accounts not at zero."""
+
+    def compute(refs: Refs) -> Computed:
+        books = refs.books
+        year = books.today.year - year_offset
+        per_row: dict[int, int] = {}
+        result = 0
+        for (role, line_year, _, _), totals in books.aggregates().balances.items():
+            if line_year >= year:
+                continue
+            gl_row = books.gl_row(role)
+            if refs.gl(gl_row).balance_type == "W":
+                result += totals[0]
+            else:
+                per_row[gl_row] = per_row.get(gl_row, 0) + totals[0]
+        retained = books.gl_row(RETAINED)
+        per_row[retained] = per_row.get(retained, 0) + result
+        rows: dict[int, Values] = {}
+        for gl_row, amount in per_row.items():
+            if amount == 0:
+                continue
+            gl = refs.gl(gl_row)
+            rows[gl_row] = {
+                "Amount": cents(abs(amount)),
+                "BalanceSide": "D" if amount > 0 else "C",
+                "GLAccount": refs.id("gl_accounts", gl_row),
+                "GLAccountCode": gl.code,
+                "GLAccountDescription": gl.description,
+                "ReportingYear": year,
+            }
+        return Computed(rows, max(1, books.sizes.gl_accounts))
+
+    return compute
+
+
+COMPUTED: dict[str, Callable[[Refs], Computed]] = {
+    "reporting_balance": reporting_balance,
+    "receivables_list": open_items("sales"),
+    "receivables_list_by_account": open_items("sales"),
+    "payables_list": open_items("purchase"),
+    "payables_list_by_account": open_items("purchase"),
+    "aging_receivables_list": ageing_list("sales"),
+    "aging_payables_list": ageing_list("purchase"),
+    "aging_overview": ageing_overview,
+    "profit_loss_overview": profit_loss_overview,
+    "opening_balance_current_year_after_entry": opening_balances(0),
+    "opening_balance_current_year_processed": opening_balances(0),
+    "opening_balance_previous_year_after_entry": opening_balances(1),
+    "opening_balance_previous_year_processed": opening_balances(1),
+}
+# Guid keys that are another table's IDs (the URI of a row names the account it is about).
+KEY_OF: dict[str, dict[str, str]] = {
+    "aging_receivables_list": {"AccountId": "accounts"},
+    "aging_payables_list": {"AccountId": "accounts"},
+    "opening_balance_current_year_after_entry": {"GLAccount": "gl_accounts"},
+    "opening_balance_current_year_processed": {"GLAccount": "gl_accounts"},
+    "opening_balance_previous_year_after_entry": {"GLAccount": "gl_accounts"},
+    "opening_balance_previous_year_processed": {"GLAccount": "gl_accounts"},
+}

@@ -1,0 +1,322 @@
+"""The fake's books follow Exact's rules, read over HTTP as the tap reads them.
+
+Each figure here is derived from the rows the fake serves (transaction lines, the chart of
+accounts), never from the fake's own aggregates, and compared with what the fake's aggregate
+endpoints serve. The rules and their sources: docs/fake-books.md.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import date, datetime, timezone
+
+import pytest
+import requests
+
+from fake_exact import FakeExact
+
+DIV = 1001
+JSON = {"Accept": "application/json"}
+CENT = 0.005
+DAY_MS = 86_400_000
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeExact]:
+    rows = {"transaction_lines": 3000, "accounts": 200, "gl_accounts": 40, "items": 60}
+    with FakeExact(divisions=(DIV, 1002), rows=rows, default_rows=130) as server:
+        yield server
+
+
+@pytest.fixture
+def session(fake: FakeExact) -> requests.Session:
+    s = requests.Session()
+    s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
+    return s
+
+
+def read(session: requests.Session, fake: FakeExact, stream: str, division: int = DIV) -> list:
+    """Every row of a stream, page by page, with every field selected."""
+    spec = fake.data.spec(stream)
+    url = f"{fake.base_url}/api/v1/{division}/{spec.path}"
+    params: dict[str, str] | None = {"$select": ",".join(spec.fields)}
+    rows: list[dict] = []
+    while True:
+        response = session.get(url, params=params, timeout=60)
+        assert response.status_code == 200, response.text
+        d = response.json()["d"]
+        rows.extend(d["results"] if isinstance(d, dict) else d)
+        if not isinstance(d, dict) or "__next" not in d:
+            return rows
+        url, params = d["__next"], None
+
+
+def cents(value: float) -> int:
+    return round(value * 100)
+
+
+def wire_day(value: str) -> date:
+    ms = int(value[6:-2])
+    assert ms % DAY_MS == 0, value  # a date: midnight on Exact's clock
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).date()
+
+
+def chart(session: requests.Session, fake: FakeExact) -> dict[str, dict]:
+    return {row["ID"]: row for row in read(session, fake, "gl_accounts")}
+
+
+def balances_from_lines(lines: list[dict]) -> dict[tuple, list[int]]:
+    """ReportingBalance's grouping (Exact: year, period, G/L account, type, status)."""
+    groups: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for line in lines:
+        key = (line["GLAccount"], line["FinancialYear"], line["FinancialPeriod"], line["Type"])
+        amount = cents(line["AmountDC"])
+        totals = groups[key]
+        totals[0] += amount
+        totals[1 if amount >= 0 else 2] += abs(amount)
+        totals[3] += 1
+    return dict(groups)
+
+
+def balances_served(session: requests.Session, fake: FakeExact) -> dict[tuple, list[int]]:
+    served = {}
+    for row in read(session, fake, "reporting_balance"):
+        key = (row["GLAccount"], row["ReportingYear"], row["ReportingPeriod"], row["Type"])
+        assert key not in served, key
+        served[key] = [
+            cents(row["Amount"]),
+            cents(row["AmountDebit"]),
+            cents(row["AmountCredit"]),
+            row["Count"],
+        ]
+    return served
+
+
+def open_items_from_lines(lines: list[dict], accounts: dict[str, dict], gl_type: int) -> dict:
+    """Per invoice number: what is left of the invoice after the payments that name it, from
+    the lines on the receivables (20) or payables (22) account."""
+    left: Counter[int] = Counter()
+    for line in lines:
+        if accounts[line["GLAccount"]]["Type"] == gl_type and line["InvoiceNumber"]:
+            left[line["InvoiceNumber"]] += cents(line["AmountDC"])
+    return {number: amount for number, amount in left.items() if amount}
+
+
+def test_every_entry_balances_and_every_link_joins(fake, session) -> None:
+    lines = read(session, fake, "transaction_lines")
+    assert len(lines) == 3000
+    per_entry: Counter[str] = Counter()
+    for line in lines:
+        per_entry[line["EntryID"]] += cents(line["AmountDC"])
+    assert len(per_entry) == 750
+    assert {entry: total for entry, total in per_entry.items() if total} == {}
+    # Foreign-currency sales: the amount in the invoice's currency and its rate.
+    foreign = [line for line in lines if line["Currency"] != "EUR"]
+    assert foreign and all(line["ExchangeRate"] != 1 for line in foreign)
+    assert all(
+        abs(line["AmountFC"] * line["ExchangeRate"] - line["AmountDC"]) < 0.01
+        for line in foreign
+        if line["LineNumber"] != 0
+    )
+    links = {
+        "GLAccount": "gl_accounts",
+        "Account": "accounts",
+        "Item": "items",
+    }
+    for field, stream in links.items():
+        ids = {row["ID"] for row in read(session, fake, stream)}
+        used = {line[field] for line in lines if line[field] is not None}
+        assert used and used <= ids, field
+    journals = {row["Code"] for row in read(session, fake, "journals")}
+    assert {line["JournalCode"] for line in lines} <= journals
+    periods = {(r["FinYear"], r["FinPeriod"]) for r in read(session, fake, "financial_periods")}
+    assert {(line["FinancialYear"], line["FinancialPeriod"]) for line in lines} <= periods
+    for line in lines:
+        day = wire_day(line["Date"])
+        assert (day.year, day.month) == (line["FinancialYear"], line["FinancialPeriod"])
+
+
+def test_the_chart_and_the_parties_read_like_a_company(fake, session) -> None:
+    accounts = chart(session, fake)
+    by_code = {row["Code"]: row for row in accounts.values()}
+    assert by_code["1300"]["Description"] == "Debiteuren"
+    assert (by_code["1300"]["Type"], by_code["1300"]["BalanceType"]) == (20, "B")
+    assert (by_code["8000"]["Type"], by_code["8000"]["BalanceSide"]) == (110, "C")
+    assert {row["BalanceType"] for row in accounts.values()} == {"B", "W"}
+    mapped = read(session, fake, "gl_account_classification_mappings")
+    classifications = {row["ID"]: row for row in read(session, fake, "gl_classifications")}
+    assert all(row["Classification"] in classifications for row in mapped)
+    assert all(row["GLAccount"] in accounts for row in mapped)
+    parties = read(session, fake, "accounts")
+    for party in parties:
+        assert party["Email"].startswith("info@") and party["Email"].endswith(".nl")
+        assert 50.7 < party["Latitude"] < 53.6 and 3.3 < party["Longitude"] < 7.3
+        assert party["City"] and party["Name"] and party["Code"].strip().isdigit()
+    assert {party["IsSupplier"] for party in parties} == {True, False}
+
+
+def test_reporting_balance_equals_the_lines(fake, session) -> None:
+    lines = read(session, fake, "transaction_lines")
+    assert balances_served(session, fake) == balances_from_lines(lines)
+
+
+def test_receivables_and_payables_are_the_unpaid_invoices(fake, session) -> None:
+    lines = read(session, fake, "transaction_lines")
+    accounts = chart(session, fake)
+    for stream, gl_type in (("receivables_list", 20), ("payables_list", 22)):
+        served = read(session, fake, stream)
+        assert served, stream
+        assert {row["InvoiceNumber"]: cents(row["Amount"]) for row in served} == (
+            open_items_from_lines(lines, accounts, gl_type)
+        ), stream
+    # Some invoices are paid in full, some in part, some not yet.
+    invoices = {line["InvoiceNumber"] for line in lines if line["LineNumber"] == 0}
+    receivables = read(session, fake, "receivables_list")
+    paid_in_part = [
+        row
+        for row in receivables
+        if any(
+            line["InvoiceNumber"] == row["InvoiceNumber"] and line["Type"] == 40 for line in lines
+        )
+    ]
+    assert paid_in_part and len(receivables) < len(invoices) / 2
+
+
+def test_ageing_lists_share_out_the_open_items_by_invoice_age(fake, session) -> None:
+    today = fake.data.today
+    for items, ageing in (
+        ("receivables_list", "aging_receivables_list"),
+        ("payables_list", "aging_payables_list"),
+    ):
+        expected: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for row in read(session, fake, items):
+            age = (today - wire_day(row["InvoiceDate"])).days
+            group = 0 if age <= 30 else 1 if age <= 60 else 2 if age <= 90 else 3
+            expected[row["AccountId"]][group] += cents(row["Amount"])
+        served = {
+            row["AccountId"]: [cents(row[f"AgeGroup{n}Amount"]) for n in range(1, 5)]
+            for row in read(session, fake, ageing)
+        }
+        assert served == dict(expected), ageing
+        assert all(
+            cents(row["TotalAmount"]) == sum(served[row["AccountId"]])
+            for row in read(session, fake, ageing)
+        )
+
+
+def test_profit_and_loss_overview_is_revenue_less_costs(fake, session) -> None:
+    lines = read(session, fake, "transaction_lines")
+    accounts = chart(session, fake)
+    (overview,) = read(session, fake, "profit_loss_overview")
+    today = fake.data.today
+    assert (overview["CurrentYear"], overview["CurrentPeriod"]) == (today.year, today.month)
+    for year, prefix in ((today.year, "CurrentYear"), (today.year - 1, "PreviousYear")):
+        revenue = costs = 0
+        for line in lines:
+            account = accounts[line["GLAccount"]]
+            if line["FinancialYear"] != year or account["BalanceType"] != "W":
+                continue
+            if account["BalanceSide"] == "C":
+                revenue -= cents(line["AmountDC"])
+            else:
+                costs += cents(line["AmountDC"])
+        assert cents(overview[f"Revenue{prefix}"]) == revenue
+        assert cents(overview[f"Costs{prefix}"]) == costs
+        assert cents(overview[f"Result{prefix}"]) == revenue - costs
+        assert revenue > costs > 0  # a going concern
+
+
+def test_opening_balance_carries_the_balance_sheet_and_last_years_result(fake, session) -> None:
+    lines = read(session, fake, "transaction_lines")
+    accounts = chart(session, fake)
+    year = fake.data.today.year
+    expected: Counter[str] = Counter()
+    retained = next(a["ID"] for a in accounts.values() if a["Type"] == 52)
+    for line in lines:
+        if line["FinancialYear"] >= year:
+            continue
+        account = accounts[line["GLAccount"]]
+        target = line["GLAccount"] if account["BalanceType"] == "B" else retained
+        expected[target] += cents(line["AmountDC"])
+    served = {
+        row["GLAccount"]: cents(row["Amount"]) * (1 if row["BalanceSide"] == "D" else -1)
+        for row in read(session, fake, "opening_balance_current_year_after_entry")
+    }
+    assert served == {k: v for k, v in expected.items() if v}
+    assert sum(served.values()) == 0
+
+
+def test_a_paid_invoice_leaves_the_list_and_its_bank_entry_arrives(fake, session) -> None:
+    before = {row["HID"]: row for row in read(session, fake, "receivables_list")}
+    paid = fake.delete("receivables_list", DIV, 2)
+    assert len(paid) == 2 and set(paid) <= set(before)
+    after = {row["HID"] for row in read(session, fake, "receivables_list")}
+    assert after == set(before) - set(paid)
+    lines = read(session, fake, "transaction_lines")
+    new_entries = [line for line in lines[-8:]]
+    assert {line["Type"] for line in new_entries} == {40}
+    for hid in paid:
+        number = before[hid]["InvoiceNumber"]
+        payment = [
+            line for line in new_entries if line["InvoiceNumber"] == number and line["LineNumber"]
+        ]
+        assert [cents(line["AmountDC"]) for line in payment] == [-cents(before[hid]["Amount"])]
+    accounts = chart(session, fake)
+    assert open_items_from_lines(lines, accounts, 20) == {
+        row["InvoiceNumber"]: cents(row["Amount"])
+        for row in read(session, fake, "receivables_list")
+    }
+    assert balances_served(session, fake) == balances_from_lines(lines)
+
+
+def test_changed_added_and_deleted_entries_keep_the_books_whole(fake, session) -> None:
+    fake.mutate("transaction_lines", DIV, update=3, insert=5)
+    gone = fake.delete("transaction_lines", DIV, 4)
+    assert len(gone) == 4 * 4
+    logged = {entry["EntityKey"] for entry in fake.deletions if entry["Division"] == DIV}
+    assert set(gone) <= logged  # every line of a deleted entry is in sync/Deleted
+    lines = read(session, fake, "transaction_lines")
+    assert len(lines) == 3000 + 5 * 4 - 4 * 4
+    assert not set(gone) & {line["ID"] for line in lines}
+    per_entry: Counter[str] = Counter()
+    for line in lines:
+        per_entry[line["EntryID"]] += cents(line["AmountDC"])
+    assert not [entry for entry, total in per_entry.items() if total]
+    assert balances_served(session, fake) == balances_from_lines(lines)
+    accounts = chart(session, fake)
+    assert open_items_from_lines(lines, accounts, 22) == {
+        row["InvoiceNumber"]: cents(row["Amount"]) for row in read(session, fake, "payables_list")
+    }
+
+
+def test_divisions_keep_books_of_their_own(fake, session) -> None:
+    mine = read(session, fake, "transaction_lines")
+    other = read(session, fake, "transaction_lines", 1002)
+    assert {line["EntryID"] for line in mine}.isdisjoint(line["EntryID"] for line in other)
+    assert [line["AmountDC"] for line in mine[:40]] != [line["AmountDC"] for line in other[:40]]
+
+
+def test_a_division_of_a_million_lines_is_served_lazily() -> None:
+    """Rows are generated when asked: the last page of a million lines comes without the rows
+    before it, and its entries balance like the first."""
+    with FakeExact(divisions=(DIV,), rows={"transaction_lines": 1_000_000}) as fake:
+        s = requests.Session()
+        s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
+        assert fake.row_count("transaction_lines", DIV) == 1_000_000
+        spec = fake.data.spec("transaction_lines")
+        table = fake.data.table(spec, DIV)
+        before_last = table.timestamp(1_000_000 - 1001)
+        response = s.get(
+            f"{fake.base_url}/api/v1/{DIV}/{spec.path}",
+            params={"$select": ",".join(spec.fields), "$filter": f"Timestamp gt {before_last}L"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        lines = response.json()["d"]["results"]
+    assert len(lines) == 1000
+    per_entry: Counter[str] = Counter()
+    for line in lines:
+        per_entry[line["EntryID"]] += cents(line["AmountDC"])
+    assert len(per_entry) == 250 and not [e for e, total in per_entry.items() if total]
+    assert (fake.data.today - wire_day(lines[-1]["Date"])).days <= 1  # the books run up to today
