@@ -70,6 +70,7 @@ class Refs:
                 "gl_classifications",
                 "gl_schemes",
                 "financial_periods",
+                "contacts",
             )
         }
         self.entry_prefix = guid_prefix(seed, "entries", division, "EntryID")
@@ -280,6 +281,86 @@ def account_values(refs: Refs, row: int) -> Values:
     }
 
 
+_FIRST_NAMES = ("Anna", "Bram", "Daan", "Emma", "Fleur", "Jeroen", "Lotte", "Mark", "Noor", "Sanne")
+_JOB_TITLES = ("Eigenaar", "Inkoper", "Office manager", "Financieel medewerker", "Bedrijfsleider")
+# Exact's address types (CRM/Addresses, `Type`): 1 visit, 2 postal, 3 invoice, 4 delivery.
+ADDRESS_TYPES = (1, 2, 3, 4)
+
+
+def _account_row(refs: Refs, row: int) -> int:
+    """The account a contact or address row belongs to: rows go round the accounts."""
+    return row % max(1, refs.books.sizes.accounts)
+
+
+def contact_values(refs: Refs, row: int) -> Values:
+    """A person at one of the accounts; the first contact of each account is its main one."""
+    account = _account_row(refs, row)
+    first = _FIRST_NAMES[(row * 3 + row // 7) % len(_FIRST_NAMES)]
+    owner = account_values(refs, account)
+    last = _SURNAMES[(row * 5 + row // 11) % len(_SURNAMES)]
+    domain = str(owner["Email"]).split("@", 1)[1]
+    local = f"{first}.{last}".lower().replace(" ", "")
+    return {
+        "Account": refs.id("accounts", account),
+        "AccountName": owner["Name"],
+        "AccountIsCustomer": owner["IsSales"],
+        "AccountIsSupplier": owner["IsSupplier"],
+        "AccountMainContact": refs.id("contacts", account),
+        "IsMainContact": row == account,
+        "FirstName": first,
+        "MiddleName": None,
+        "LastName": last,
+        "FullName": f"{first} {last}",
+        "Initials": f"{first[0]}.",
+        "Email": f"{local}@{domain}",
+        "BusinessEmail": f"{local}@{domain}",
+        "Phone": owner["Phone"],
+        "BusinessPhone": owner["Phone"],
+        "Mobile": f"+31 6 {row * 104_729 % 90_000_000 + 10_000_000}",
+        "JobTitleDescription": _JOB_TITLES[row % len(_JOB_TITLES)],
+        "City": owner["City"],
+        "Postcode": owner["Postcode"],
+        "AddressStreet": str(owner["AddressLine1"]).rsplit(" ", 1)[0],
+        "AddressStreetNumber": str(owner["AddressLine1"]).rsplit(" ", 1)[1],
+        "AddressStreetNumberSuffix": None,
+        "Country": "NL",
+        "Language": "NL",
+        "Nationality": "NL",
+    }
+
+
+def address_values(refs: Refs, row: int) -> Values:
+    """An account's addresses, one of each type: visit, postal, invoice, delivery."""
+    account = _account_row(refs, row)
+    kind = ADDRESS_TYPES[row // max(1, refs.books.sizes.accounts) % len(ADDRESS_TYPES)]
+    owner = account_values(refs, account)
+    line1 = owner["AddressLine1"]
+    if kind == 2:  # postal: a PO box in the same town
+        line1 = f"Postbus {account * 37 % 9000 + 100}"
+    return {
+        "Account": refs.id("accounts", account),
+        "AccountName": owner["Name"],
+        "AccountIsSupplier": owner["IsSupplier"],
+        "Type": kind,
+        "Main": row < len(ADDRESS_TYPES) * max(1, refs.books.sizes.accounts),
+        "AddressLine1": line1,
+        "AddressLine2": None,
+        "AddressLine3": None,
+        "City": owner["City"],
+        "Postcode": owner["Postcode"],
+        "Country": "NL",
+        "CountryName": "Nederland",
+        "State": None,
+        "StateDescription": None,
+        "Phone": owner["Phone"],
+        "PhoneExtension": None,
+        "Fax": None,
+        "Mailbox": None,
+        "Contact": None,
+        "ContactName": None,
+    }
+
+
 def item_values(refs: Refs, row: int) -> Values:
     description, price, vat = _PRODUCTS[row % len(_PRODUCTS)]
     revenue = refs.books.gl_row(REVENUE_HIGH if vat == VAT_HIGH else REVENUE_LOW)
@@ -416,6 +497,8 @@ ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
     "financial_periods": (period_values, {}),
     "accounts": (account_values, {}),
     "items": (item_values, {}),
+    "contacts": (contact_values, {}),
+    "addresses": (address_values, {}),
 }
 
 

@@ -303,14 +303,21 @@ def main(argv: list[str] | None = None) -> int:
             body = exchange_code(origin, settings, code, redirect_uri)
             return save_tokens(settings, body, store, Path(args.env_file))
 
-        terminal.show("Open this URL in a browser and log in to Exact Online:")
-        terminal.show(url)
+        def show_url() -> None:
+            terminal.show("Open this URL in a browser and log in to Exact Online:")
+            terminal.show(url)
+
         if listen:
-            terminal.show(f"Waiting for Exact to redirect to {redirect_uri} ...")
+
+            def listening() -> None:
+                show_url()
+                terminal.show(f"Waiting for Exact to redirect to {redirect_uri} ...")
+
             outcome = listen_for_callback(
-                redirect_uri, state, args.timeout, finish, terminal.complain
+                redirect_uri, state, args.timeout, finish, terminal.complain, listening=listening
             )
         else:
+            show_url()
             terminal.show("Then paste the whole URL your browser was sent to:")
             outcome = finish(code_from_callback(sys.stdin.readline(), state))
         terminal.show(outcome)

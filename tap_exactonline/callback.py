@@ -233,11 +233,15 @@ def listen_for_callback(
     timeout: float,
     finish: Callable[[str], str],
     log: Callable[[str], None],
+    *,
+    listening: Callable[[], None],
 ) -> str:
     """Wait on the redirect URI for Exact's redirect with our state; exchange its code with
     `finish` (in this, the main thread: its deadline needs it) while the browser waits, and
-    show there what came of it."""
+    show there what came of it. `listening` runs once the redirect URI answers: the login URL
+    is shown only then, or a quick browser would find nobody there."""
     with CallbackListener(redirect_uri, state, log) as listener:
+        listening()
         arrival = listener.next_callback(timeout)
         try:
             outcome = finish(arrival.code())

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -362,9 +365,9 @@ def test_an_old_token_file_in_the_folder_does_not_win_over_the_states_chain(tmp_
 # --------------------------------------------------------------------- the callback listener
 
 
-def wait_until_listening(port: int) -> None:
+def wait_until_listening(port: int, seconds: float = 30) -> None:
     """Until the command accepts connections on 127.0.0.1 (it binds [::1] first, if at all)."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + seconds
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -522,11 +525,19 @@ def test_a_localhost_redirect_whose_ipv6_port_is_taken_is_refused_at_once(tmp_pa
         other.bind(("::1", port))
         other.listen()
         settings = fake_config(fake, token_store=str(tmp_path / "t.json"), redirect_uri=redirect)
-        process, _ = start_auth(tmp_path / "auth", settings, "--listen", "--timeout", "5")
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 1
-        [line] = stderr.splitlines()
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(settings))
+        done = subprocess.run(
+            [AUTH, "--config", str(config), "--listen", "--timeout", "5"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1
+        [line] = done.stderr.splitlines()
         assert f"Cannot listen on [::1]:{port}" in line and "use --paste" in line
+        assert "http" not in done.stdout  # no login URL that could not finish
 
 
 def test_the_auth_command_does_not_show_a_password_in_the_token_store_url(tmp_path: Path):
@@ -540,3 +551,45 @@ def test_the_auth_command_does_not_show_a_password_in_the_token_store_url(tmp_pa
         assert returncode == 0, stderr
         assert "secretpw" not in stdout + stderr
         assert "memory://user:***@bucket/tokens.json" in stdout
+
+
+def test_the_login_url_is_shown_only_once_the_redirect_uri_answers(tmp_path: Path):
+    """A browser may follow the URL the instant it appears (the README's test does): the
+    command must listen before it shows it. Its stdout is a pipe kept full, so the command
+    stops at its first line until the test reads: the port must already answer then."""
+    port = _free_port()
+    redirect = f"http://127.0.0.1:{port}/callback"
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"#" * 512)  # fill the pipe
+    os.set_blocking(write_end, True)
+    with FakeExact(divisions=(1001,), default_rows=5, minutely_limit=10**6) as fake:
+        config = tmp_path / "config.json"
+        settings = fake_config(fake, token_store=str(tmp_path / "t.json"), redirect_uri=redirect)
+        config.write_text(json.dumps(settings))
+        process = subprocess.Popen(
+            [AUTH, "--config", str(config), "--listen"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        os.close(write_end)
+        try:
+            with os.fdopen(read_end) as output:
+                try:
+                    wait_until_listening(port, seconds=20)  # its first line waits for the pipe
+                    answered = True
+                except AssertionError:
+                    answered = False
+                url = next(ln.lstrip("#") for ln in output if ln.lstrip("#").startswith("http"))
+                assert answered, "the login URL came before the redirect URI answered"
+                assert browse(url.strip()).status_code == 200
+                _, stderr = process.communicate(timeout=60)
+            assert process.returncode == 0, stderr
+        finally:
+            if process.poll() is None:
+                process.kill()

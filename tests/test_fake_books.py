@@ -25,6 +25,7 @@ DAY_MS = 86_400_000
 @pytest.fixture
 def fake() -> Iterator[FakeExact]:
     rows = {"transaction_lines": 3000, "accounts": 200, "gl_accounts": 40, "items": 60}
+    rows |= {"contacts": 300, "addresses": 500}  # more than one per account
     with FakeExact(divisions=(DIV, 1002), rows=rows, default_rows=130) as server:
         yield server
 
@@ -154,6 +155,29 @@ def test_the_chart_and_the_parties_read_like_a_company(fake, session) -> None:
         assert 50.7 < party["Latitude"] < 53.6 and 3.3 < party["Longitude"] < 7.3
         assert party["City"] and party["Name"] and party["Code"].strip().isdigit()
     assert {party["IsSupplier"] for party in parties} == {True, False}
+
+
+def test_contacts_and_addresses_belong_to_the_accounts(fake, session) -> None:
+    parties = {row["ID"]: row for row in read(session, fake, "accounts")}
+    contacts = read(session, fake, "contacts")
+    assert contacts
+    for contact in contacts:
+        party = parties[contact["Account"]]  # every contact works at an account
+        assert contact["AccountName"] == party["Name"]
+        assert contact["Email"].endswith("@" + party["Email"].split("@")[1])
+        assert contact["FullName"] == f"{contact['FirstName']} {contact['LastName']}"
+        assert contact["City"] == party["City"]
+    mains = Counter(c["Account"] for c in contacts if c["IsMainContact"])
+    assert set(mains.values()) == {1}
+    by_id = {c["ID"]: c for c in contacts}
+    assert all(by_id[c["AccountMainContact"]]["IsMainContact"] for c in contacts)
+    addresses = read(session, fake, "addresses")  # Exact's types: visit, postal, invoice, delivery
+    assert {a["Type"] for a in addresses} <= {1, 2, 3, 4}
+    for address in addresses:
+        party = parties[address["Account"]]
+        assert (address["AccountName"], address["City"]) == (party["Name"], party["City"])
+    main_types = Counter((a["Account"], a["Type"]) for a in addresses if a["Main"])
+    assert set(main_types.values()) == {1}
 
 
 def test_reporting_balance_equals_the_lines(fake, session) -> None:
