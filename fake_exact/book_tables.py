@@ -485,6 +485,9 @@ LINE_CONSTANTS: Values = {
     "LineType": 0,
     "Status": STATUS_PROCESSED,
 }
+# Streams with one row per row of another, unless a test sizes them itself: every G/L account
+# has its one classification in the scheme (an account left out would fall out of reports).
+SIZED_LIKE = {"gl_account_classification_mappings": "gl_accounts"}
 # stream -> (the fields the books give a row, the fields they give every row alike)
 ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
     "transaction_lines": (transaction_line_values, LINE_CONSTANTS),

@@ -25,7 +25,15 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, cast
 
-from fake_exact.book_tables import COMPUTED, KEY_OF, ROW_VALUES, Computed, Refs, Values
+from fake_exact.book_tables import (
+    COMPUTED,
+    KEY_OF,
+    ROW_VALUES,
+    SIZED_LIKE,
+    Computed,
+    Refs,
+    Values,
+)
 from fake_exact.books import LINES_PER_ENTRY, Books, Sizes
 from fake_exact.clock import (
     AUDIT_STAMPS,
@@ -830,6 +838,8 @@ class Dataset:
             return 1  # one row per division (settings)
         if spec.name in self._rows:
             return self._rows[spec.name]
+        if spec.name in SIZED_LIKE:  # one row per row of another stream (the books' rule)
+            return self.rows_for(self.specs[SIZED_LIKE[spec.name]])
         if self._default_rows is not None:
             return self._default_rows
         return 1500 if spec.api in ("sync", "bulk") else 130

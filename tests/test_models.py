@@ -1,0 +1,266 @@
+"""The dbt project in `transform/` over what the tap loads: the fake's books go through Meltano
+and target-postgres into PostgreSQL, `dbt build` runs every model and test, and the marts'
+figures equal figures worked out here from the rows the fake serves (revenue and result per
+year, the debtors' balance, an age group of the open receivables). Then the warehouse is made
+wrong the ways operations make it wrong, and the reconciliation tests must fail, naming the
+division, account and period that differ.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from fake_exact import FakeExact
+from tests.conftest import REPO_ROOT, Postgres, fresh_database, write_test_meltano_yml
+from tests.test_pipeline import SCHEMA, configure, fetch, meltano_run
+from tests.test_readme_first_run import marked_commands
+
+pytestmark = pytest.mark.pipeline
+
+DIVISIONS = (1001, 1002)
+ROWS = {"transaction_lines": 3000, "accounts": 120, "items": 30}
+# The financial core the models read (transform/README.md).
+STREAMS = [
+    *("transaction_lines", "gl_accounts", "gl_classifications", "gl_schemes"),
+    *("gl_account_classification_mappings", "journals", "financial_periods", "accounts"),
+    *("items", "system_divisions", "reporting_balance", "receivables_list", "payables_list"),
+    *("aging_receivables_list", "aging_payables_list", "profit_loss_overview"),
+    *("opening_balance_current_year_processed", "opening_balance_previous_year_processed"),
+    *("sales_invoices", "sales_invoice_lines", "purchase_invoices", "purchase_invoice_lines"),
+]
+MODELS = "analytics"
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+@pytest.fixture(scope="session")
+def dbt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dbt as transform/requirements.txt pins it, in a venv of its own (its dependencies are
+    not the tap's)."""
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is needed to install dbt (pip install uv)")
+    venv = tmp_path_factory.mktemp("dbt-venv")
+    for command in (
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "-r",
+            str(REPO_ROOT / "transform" / "requirements.txt"),
+        ],
+    ):
+        subprocess.run(command, check=True, capture_output=True, timeout=900)
+    return venv / "bin" / "dbt"
+
+
+def dbt_build(dbt: Path, work: Path, database: Postgres, today: date) -> str:
+    """docs/models.md's commands, as written, in a copy of transform/ (dbt writes target/
+    and logs/ into its project folder); returns what dbt printed, or fails with it."""
+    shutil.copytree(
+        REPO_ROOT / "transform", work / "transform", ignore=shutil.ignore_patterns("target", "logs")
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{dbt.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PGHOST": database.host,
+        "PGPORT": str(database.port),
+        "PGUSER": database.user,
+        "PGPASSWORD": database.password,
+        "PGDATABASE": database.database,
+        "EXACTONLINE_AGEING_AS_OF_DATE": today.isoformat(),  # the fake's books' today
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    cwd, output = work, ""
+    for command in marked_commands(REPO_ROOT / "docs" / "models.md", "models-run"):
+        if command.startswith("cd "):
+            cwd = cwd / shlex.split(command)[1]
+            continue
+        result = subprocess.run(
+            command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+        )
+        output += result.stdout + result.stderr + f"\n(exit code {result.returncode})\n"
+    return output
+
+
+def day_of(value: str) -> date:
+    """The day of a date as the fake keeps it: midnight in Amsterdam, as an instant."""
+    return datetime.fromtimestamp(int(value[6:-2]) / 1000, AMSTERDAM).date()
+
+
+def cents(value: float) -> int:
+    return round(value * 100)
+
+
+class Books:
+    """Figures worked out from the fake's raw rows, as a person would from a ledger export."""
+
+    def __init__(self, fake: FakeExact, division: int) -> None:
+        self.chart = {row["ID"]: row for row in fake.expected_rows("gl_accounts", division)}
+        self.lines = list(fake.expected_rows("transaction_lines", division))
+        self.today = fake.data.today
+
+    def per_year(self) -> dict[int, tuple[int, int]]:
+        """Year -> (revenue, result) in cents: credit on profit-and-loss accounts positive."""
+        revenue: dict[int, int] = defaultdict(int)
+        result: dict[int, int] = defaultdict(int)
+        for line in self.lines:
+            account = self.chart[line["GLAccount"]]
+            if account["BalanceType"] != "W":
+                continue
+            amount = -cents(line["AmountDC"])
+            result[line["FinancialYear"]] += amount
+            if account["BalanceSide"] == "C":
+                revenue[line["FinancialYear"]] += amount
+        return {year: (revenue[year], result[year]) for year in result}
+
+    def balance(self, code: str) -> int:
+        return sum(
+            cents(line["AmountDC"])
+            for line in self.lines
+            if self.chart[line["GLAccount"]]["Code"] == code
+        )
+
+    def receivables_up_to_30_days(self) -> int:
+        """Open items on the debtors' account (invoice and payments share InvoiceNumber),
+        invoiced at most 30 days ago (Exact's first age group)."""
+        open_: dict[tuple, int] = defaultdict(int)
+        invoiced: dict[tuple, date] = {}
+        for line in self.lines:
+            if self.chart[line["GLAccount"]]["Code"] != "1300" or line["InvoiceNumber"] is None:
+                continue
+            key = (line["Account"], line["InvoiceNumber"])
+            open_[key] += cents(line["AmountDC"])
+            if line["Type"] == 20:  # the sales entry: its date is the invoice date
+                invoiced[key] = day_of(line["Date"])
+        return sum(
+            amount
+            for key, amount in open_.items()
+            if amount and (self.today - invoiced[key]).days <= 30
+        )
+
+
+@pytest.fixture(scope="module")
+def warehouse(
+    tmp_path_factory: pytest.TempPathFactory, postgres: Postgres, meltano_plugins: Path
+) -> Iterator[tuple[FakeExact, Postgres, Path]]:
+    """The books of two divisions loaded by `meltano run tap-exactonline target-postgres`."""
+    work = tmp_path_factory.mktemp("models")
+    project = work / "meltano"
+    write_test_meltano_yml(project)
+    (project / ".meltano").mkdir()
+    (project / ".meltano" / "loaders").symlink_to(meltano_plugins, target_is_directory=True)
+    unlimited = {"minutely_limit": 1_000_000, "daily_limit": 1_000_000}
+    with (
+        fresh_database(postgres, "models") as database,
+        FakeExact(divisions=DIVISIONS, rows=ROWS, **unlimited) as fake,
+    ):
+        configure(project, fake, streams=STREAMS, full_table_interval=0)
+        meltano_run(project, database)
+        yield fake, database, project
+
+
+def test_the_marts_show_the_books_figures(warehouse, dbt: Path, tmp_path: Path):
+    fake, database, _ = warehouse
+    built = dbt_build(dbt, tmp_path, database, fake.data.today)
+    assert "(exit code 0)" in built and "ERROR=0" in built, built[-6000:]
+    assert "RECONCILIATION" not in built
+
+    for division in DIVISIONS:
+        books = Books(fake, division)
+        # Revenue and result per year.
+        rows = fetch(
+            database,
+            f"SELECT financial_year, sum(revenue), sum(result_amount) FROM {MODELS}.profit_and_loss"
+            " WHERE division = %s GROUP BY financial_year",
+            division,
+        )
+        marts = {year: (cents(revenue), cents(result)) for year, revenue, result in rows}
+        expected = books.per_year()
+        assert {y: v for y, v in marts.items() if v != (0, 0)} == expected
+        assert len(expected) >= 2 and all(revenue > 0 for revenue, _ in expected.values())
+
+        # The balance sheet at its last period: the debtors' account holds every line on it.
+        [(debtors,)] = fetch(
+            database,
+            f"SELECT balance_dc FROM {MODELS}.balance_sheet WHERE division = %s"
+            " AND gl_account_code = '1300' ORDER BY period_end_date DESC LIMIT 1",
+            division,
+        )
+        assert cents(debtors) == books.balance("1300") > 0
+
+        # The first age group of the open receivables, as of the fake's today.
+        [(youngest,)] = fetch(
+            database,
+            f"SELECT sum(age_group_1_amount) FROM {MODELS}.receivables_ageing WHERE division = %s",
+            division,
+        )
+        assert cents(youngest or Decimal(0)) == books.receivables_up_to_30_days()
+
+
+def test_a_lost_page_of_lines_fails_the_reconciliation(warehouse, dbt: Path, tmp_path: Path):
+    fake, database, _ = warehouse
+    with database.connect() as connection:
+        connection.execute("CREATE SCHEMA lost_page_backup")
+        connection.execute(
+            f"CREATE TABLE lost_page_backup.lines AS SELECT * FROM {SCHEMA}.transaction_lines"
+            " WHERE division = 1002 AND timestamp IN (SELECT timestamp FROM"
+            f" {SCHEMA}.transaction_lines WHERE division = 1002 ORDER BY timestamp DESC LIMIT 1000)"
+        )
+        connection.execute(
+            f"DELETE FROM {SCHEMA}.transaction_lines t USING lost_page_backup.lines l"
+            " WHERE t.division = l.division AND t.id = l.id"
+        )
+    try:
+        built = dbt_build(dbt, tmp_path, database, fake.data.today)
+        assert "(exit code 1)" in built
+        assert (
+            "RECONCILIATION general_ledger_by_period vs ReportingBalance: division 1002, G/L"
+            " account " in built
+        ), built[-6000:]
+        assert "division 1001" not in built.split("RECONCILIATION", 1)[1]
+    finally:
+        with database.connect() as connection:
+            connection.execute(
+                f"INSERT INTO {SCHEMA}.transaction_lines SELECT * FROM lost_page_backup.lines"
+            )
+            connection.execute("DROP SCHEMA lost_page_backup CASCADE")
+
+
+def test_an_entry_deleted_in_exact_fails_the_reconciliation_until_the_tap_reads_it(
+    warehouse, dbt: Path, tmp_path: Path
+):
+    fake, database, project = warehouse
+    today = fake.data.today
+    fake.delete("transaction_lines", 1001, 1)  # a whole entry, logged in sync/Deleted
+    # A run that reads Exact's figures but not the lines (their stream left out, or a run
+    # stopped for the daily budget before it): the warehouse keeps the deleted lines.
+    configure(project, fake, streams=["reporting_balance"], full_table_interval=0)
+    meltano_run(project, database)
+    built = dbt_build(dbt, tmp_path / "stale", database, today)
+    assert "(exit code 1)" in built
+    assert (
+        "RECONCILIATION general_ledger_by_period vs ReportingBalance: division 1001, G/L"
+        " account " in built
+    ), built[-6000:]
+
+    # The next complete run marks the lines deleted (`_sdc_deleted_at`): the books agree again.
+    configure(project, fake, streams=STREAMS, full_table_interval=0)
+    meltano_run(project, database)
+    built = dbt_build(dbt, tmp_path / "complete", database, today)
+    assert "(exit code 0)" in built and "RECONCILIATION" not in built, built[-6000:]
