@@ -29,6 +29,7 @@ from tap_exactonline.callback import (
     AuthorizationFailed,
     code_from_callback,
     listen_for_callback,
+    printable,
 )
 from tap_exactonline.deadline import CallDeadlineExceeded, DeadlineSession
 from tap_exactonline.exact_login import login_of
@@ -139,7 +140,8 @@ def exchange_code(
                 "the access token: run this command again."
             )
         return dict(body)
-    error = str(body.get("error") or response.status_code)
+    # Shown to the user: whatever answered (a proxy, say) must not act on the terminal.
+    error = printable(str(body.get("error") or response.status_code))
     description = str(body.get("error_description") or "").lower()
     if error == "invalid_client":
         # Logging in again would not help: the settings are wrong, not the authorization.

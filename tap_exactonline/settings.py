@@ -73,7 +73,8 @@ SETTINGS_SCHEMA = th.PropertiesList(
         "base_url",
         th.URIType,
         description="Overrides `region` for the API and the token endpoint (sandbox, proxy, "
-        "tests), e.g. `https://start.exactonline.nl`.",
+        "tests), e.g. `https://start.exactonline.nl`; `http://` only on this machine (loopback), "
+        "as it would carry the secret and tokens in clear.",
     ),
     th.Property(
         "divisions",

@@ -216,7 +216,7 @@ class TapExactOnline(CompatTap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        # Bad `stream_api` entries stop a sync in the settings check; discovery skips them.
+        # The settings were checked first, in discovery too (`cb_discover`): `stream_api` is valid.
         apis, _ = parse_stream_api(self.config.get("stream_api"))
         specs = stream_specs(include_beta=bool(self.config.get("beta_endpoints")), apis=apis)
         return [cls(tap=self, session=self.session) for cls in stream_classes(specs)]

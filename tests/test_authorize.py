@@ -486,6 +486,20 @@ def test_exacts_refusal_reaches_the_terminal_without_control_characters(tmp_path
         assert fake.token_calls == 0
 
 
+def test_the_token_endpoints_refusal_reaches_the_terminal_without_control_characters(
+    tmp_path: Path,
+):
+    with FakeExact(divisions=(1001,), default_rows=5) as fake:
+        settings = fake_config(fake, token_store=str(tmp_path / "t.json"))
+        process, url = start_auth(tmp_path / "auth", settings, "--paste")
+        fake.replay_next("/api/oauth2/token", '{"error": "server_error\\u001b[2J\\u009b"}', 400)
+        code, _, stderr = paste(process, callback_of(url))
+        assert code == 1
+        assert stderr.splitlines() == [
+            "tap-exactonline-auth: Exact's token endpoint answered server_error[2J."
+        ]
+
+
 def ipv6_loopback() -> bool:
     with socket.socket(socket.AF_INET6) as probe:
         try:
@@ -593,3 +607,29 @@ def test_the_login_url_is_shown_only_once_the_redirect_uri_answers(tmp_path: Pat
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_a_store_on_a_server_that_does_not_answer_is_one_line_from_the_auth_command(
+    tmp_path: Path,
+):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with FakeExact(divisions=(1001,), default_rows=5) as fake:
+        settings = fake_config(fake, token_store=f"ftp://exact:pw@127.0.0.1:{port}/tokens.json")
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(settings))
+        done = subprocess.run(
+            [AUTH, "--config", str(config), "--paste"],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 1
+        [line] = done.stderr.splitlines()
+        assert "token_store" in line and "cannot be opened" in line, line
+        assert ":pw@" not in done.stdout + done.stderr
+        assert "http" not in done.stdout  # refused before the login, not after it
+        assert fake.token_calls == 0

@@ -247,3 +247,28 @@ def test_a_store_without_tokens_and_no_setting_names_the_store(
         fake, run.returncode, run.stderr, *(w.format(tmp=tmp_path) for w in words)
     )
     assert fake.token_calls == 0
+
+
+def test_the_words_a_person_writes_for_yes_and_no_switch_a_setting(tmp_path: Path):
+    """Meltano hands every setting over as text: `beta_endpoints: "no"` must mean no (as text
+    it was once taken for yes, and discovery offered the beta streams)."""
+
+    def stream_count(value: Any) -> int:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"beta_endpoints": value}))
+        done = subprocess.run(
+            [TAP, "--config", str(config), "--discover"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return len(json.loads(done.stdout)["streams"])
+
+    without, with_beta = stream_count(False), stream_count(True)
+    assert with_beta > without
+    for word in ("yes", "Yes", "on", "true", "1"):
+        assert stream_count(word) == with_beta, word
+    for word in ("no", "off", "false", "0"):
+        assert stream_count(word) == without, word

@@ -78,6 +78,17 @@ def test_a_division_refused_the_stream_means_no_rows_are_marked(fake: FakeExact,
     assert "not every division was read completely in this run (1002)" in run.stderr
 
 
+def test_a_division_whose_read_failed_means_no_rows_are_marked(fake: FakeExact, tmp_path: Path):
+    # Exact fails every try for division 1002 (its retries spent): the run goes on, but the
+    # rows 1002 would have sent are unknown, so none of the table's rows may be retracted.
+    fake.fail_next(50, status=500, path_contains="1002/read/financial/ReceivablesList")
+    run = run_tap(tmp_path, config(fake), streams={FULL_TABLE})
+    assert run.returncode != 0
+    assert set(run.by_division(FULL_TABLE)) == {1001}
+    assert activations(run, FULL_TABLE) == []
+    assert "not every division was read completely in this run (1002)" in run.stderr
+
+
 def test_a_division_out_of_daily_budget_means_no_rows_are_marked(fake: FakeExact, tmp_path: Path):
     fake.set_daily_remaining(1002, 0)
     run = run_tap(tmp_path, config(fake), streams={FULL_TABLE})
