@@ -214,3 +214,25 @@ TapExactOnline.cli()
     assert "tap-exactonline-rest[postgres]" in result.stderr
     assert "Traceback" not in result.stderr
     assert "pg-password-1" not in result.stderr
+
+
+def test_a_wrong_time_zone_is_one_line_in_meltanos_discovery(tmp_path: Path):
+    """`meltano select --list` (and `meltano run`) discover first: a typo in `time_zone` gave
+    164 lines there, the tap's traceback twice. Meltano still frames a failed discovery in its
+    own traceback; what the tap says in it is one line."""
+    write_test_meltano_yml(tmp_path)
+    result = run_meltano(
+        tmp_path,
+        "select",
+        "tap-exactonline",
+        "--list",
+        env={"TAP_EXACTONLINE_TIME_ZONE": "Europe/Amsterdm"},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "UnknownTimeZoneError" not in output and "tap_exactonline/" not in output, output
+    # Meltano quotes the tap's stderr after "with stderr:" (and again in its traceback).
+    quoted = output.split("with stderr:\n", 1)[1].split("\n\n", 1)[0].strip()
+    [line] = quoted.splitlines()
+    assert "Setting `time_zone` must be an IANA time zone" in line
+    assert "'Europe/Amsterdm'" in line
