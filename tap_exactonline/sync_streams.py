@@ -135,7 +135,7 @@ class SyncStream(ExactStream):
         if entity not in SYNC_TIMESTAMP_ENTITIES:
             self.logger.info(
                 "start_date: Exact's SyncTimestamp does not serve %s, so %s is read from its "
-                "first row on (one call per 1,000 rows), then from its bookmark.",
+                "first row on (one call per 1,000 rows) until it has a bookmark (a row read).",
                 entity,
                 self.describe(division),
             )

@@ -39,6 +39,7 @@ def test_start_date_starts_sync_streams_at_exacts_timestamp(tmp_path: Path):
         assert all("endPoint=%27TransactionLines%27" in c[2] for c in lookups)
         assert len(run.records("accounts")) == 80
         assert "SyncTimestamp does not serve Accounts" in run.stderr
+        assert "first row on (one call per 1,000 rows) until it has a bookmark" in run.stderr
 
         # With a bookmark, start_date no longer matters: no lookup.
         calls = len(fake.calls)
