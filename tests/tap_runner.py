@@ -104,10 +104,11 @@ def run_tap(
     with_catalog: bool = True,
     cwd: Path | None = None,
     command_prefix: list[str] | None = None,
+    tap: str = TAP,
 ) -> TapRun:
     """Run one sync with the given config, stream selection and incoming state, in the folder
     `cwd` (default: `work`); `command_prefix` runs the tap through another program (e.g. as
-    another user: `hostile.as_nobody()`).
+    another user: `hostile.as_nobody()`); `tap` is the executable (another install's).
 
     Without a catalog the tap syncs every stream it offers, as selected by default. Settings
     that discovery refuses (any wrong value) need `with_catalog=False`: the run's own check is
@@ -116,7 +117,7 @@ def run_tap(
     work.mkdir(parents=True, exist_ok=True)
     config_path = work / "config.json"
     config_path.write_text(json.dumps(config))
-    args = [*(command_prefix or []), TAP, "--config", str(config_path)]
+    args = [*(command_prefix or []), tap, "--config", str(config_path)]
     if with_catalog:
         catalog_path = work / "catalog.json"
         catalog_path.write_text(json.dumps(select(discover(config_path), streams)))

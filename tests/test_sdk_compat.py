@@ -5,14 +5,20 @@ naming it, instead of somewhere in a sync."""
 from __future__ import annotations
 
 import inspect
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from singer_sdk import Tap
 from singer_sdk.plugin_base import PluginBase
 
+from fake_exact import FakeExact
 from tap_exactonline.sdk_compat import PRIVATE_NAMES, CompatStream, ConfigInput
 from tap_exactonline.tap import TapExactOnline
+from tests.tap_runner import TAP, TapRun, run_tap
+from tests.test_tap_sync import CORE_STREAMS, DIVISIONS, SMALL_ROWS, UNLIMITED, tap_config
 
 
 def parameters(function: object) -> tuple[str, ...]:
@@ -71,3 +77,45 @@ def test_no_module_but_sdk_compat_uses_a_private_sdk_name():
         text = path.read_text()
         offenders += [f"{path.name}: {name}" for name in names if name in text]
     assert offenders == []
+
+
+# Set by `.ci/run` when it runs this module on the newest singer-sdk: the `tap-exactonline` of
+# the locked environment, the reference that run is compared with.
+REFERENCE_TAP = os.environ.get("SDK_COMPAT_REFERENCE_TAP")
+
+
+def comparable(run: TapRun) -> dict[str, Any]:
+    """What a loader gets from a sync, less what differs between any two runs: when records
+    were extracted or read (`…_read_at`), the table versions (the run's clock) and the
+    encrypted tokens."""
+    records: dict[str, list[str]] = {}
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            line = {k: v for k, v in message.items() if k not in ("time_extracted", "version")}
+            records.setdefault(message["stream"], []).append(json.dumps(line, sort_keys=True))
+    return {
+        "schemas": [m for m in run.messages if m["type"] == "SCHEMA"],
+        "records": {stream: sorted(lines) for stream, lines in records.items()},
+        "versioned": sorted({m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}),
+        "bookmarks": json.loads(
+            json.dumps(run.final_state["bookmarks"]),
+            object_hook=lambda d: {k: v for k, v in d.items() if not k.endswith("_read_at")},
+        ),
+    }
+
+
+@pytest.mark.skipif(REFERENCE_TAP is None, reason="runs in .ci/run's step on the newest singer-sdk")
+def test_a_sync_on_this_sdk_matches_the_locked_sdk_record_for_record(tmp_path: Path):
+    assert REFERENCE_TAP is not None
+    with FakeExact(divisions=DIVISIONS, rows=SMALL_ROWS, **UNLIMITED) as fake:
+        # One token store for both runs: each run takes up the chain the other one rotated.
+        config = tap_config(fake, token_store=str(tmp_path / "tokens.json"))
+        runs = {}
+        for name, tap in (("locked", REFERENCE_TAP), ("this", TAP)):
+            run = run_tap(tmp_path / name, config, streams=set(CORE_STREAMS), tap=tap)
+            assert run.returncode == 0, run.stderr[-3000:]
+            runs[name] = comparable(run)
+    assert sum(map(len, runs["this"]["records"].values())) > 10_000
+    assert "receivables_list" in runs["this"]["versioned"]
+    for part in runs["this"]:
+        assert runs["this"][part] == runs["locked"][part], f"{part} differ between the SDKs"
