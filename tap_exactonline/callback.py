@@ -64,8 +64,9 @@ def state_of(query: dict[str, list[str]], state: str) -> str | None:
 
 
 def code_from_callback(callback: str, state: str) -> str:
-    """The `code` of a pasted callback URL (or a bare code), checking our `state` when present:
-    what the user pastes is what their own browser was sent to."""
+    """The `code` of a pasted callback URL, which must carry our `state` (Exact sends it back
+    with every code: a URL without it was not made by this login), or of a bare code, which only
+    the user's own copying gives."""
     callback = callback.strip()
     if not callback:
         raise AuthorizationFailed(
@@ -74,8 +75,12 @@ def code_from_callback(callback: str, state: str) -> str:
     if "?" not in callback and "=" not in callback:
         return callback
     query = parse_qs(urlsplit(callback).query or callback)
-    if "state" in query and state_of(query, state):
-        raise AuthorizationFailed("The callback is not from this authorization (state differs).")
+    why = state_of(query, state)
+    if why and "error" not in query:  # Exact's refusal is shown as it is, whatever its state
+        raise AuthorizationFailed(
+            f"The callback is not from this authorization (a URL {why}): paste the whole URL "
+            "your browser was sent to after logging in through the URL above."
+        )
     return code_of(query, "The callback URL has no `code`; paste the whole URL.")
 
 

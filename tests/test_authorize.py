@@ -216,10 +216,21 @@ def test_clear_errors_for_reused_and_expired_codes_redirects_and_secrets(tmp_pat
         assert returncode == 1 and "valid for 3 minutes and only once" in stderr
 
         # A code issued for another redirect URI than the one we exchange it with.
-        process, _ = start_auth(tmp_path / "d", settings, "--paste")
+        process, url = start_auth(tmp_path / "d", settings, "--paste")
         other = fake.issue_authorization_code("https://other.invalid/cb")
-        returncode, _, stderr = paste(process, f"https://other.invalid/cb?code={other}")
+        state = parse_qs(urlsplit(url).query)["state"][0]
+        returncode, _, stderr = paste(
+            process, f"https://other.invalid/cb?code={other}&state={state}"
+        )
         assert returncode == 1 and "refused the redirect URI" in stderr
+
+        # A URL with a code but without the state Exact sends back: not made by this login.
+        process, _ = start_auth(tmp_path / "d2", settings, "--paste")
+        calls_before_d2 = fake.token_calls
+        code = fake.issue_authorization_code(redirect)
+        returncode, _, stderr = paste(process, f"{redirect}?code={code}")
+        assert returncode == 1 and "not from this authorization (a URL without a state)" in stderr
+        assert fake.token_calls == calls_before_d2
 
         # A wrong client secret.
         wrong = settings | {"client_secret": "not-the-secret"}

@@ -18,6 +18,7 @@ import socket
 import stat
 import subprocess
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -573,6 +574,33 @@ def test_a_token_file_of_ours_open_to_others_is_made_private(fake: FakeExact, tm
     assert "WARNING" in warning and str(store) in warning and "mode 644" in warning
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
     assert fake.refresh_count == 1
+
+
+@pytest.mark.parametrize("mounted", [False, True], ids=["replaced", "mounted-written-in-place"])
+def test_a_token_file_of_ours_others_may_write_is_refused(
+    fake: FakeExact, tmp_path: Path, mounted: bool
+):
+    """Others could have planted tokens in it; and a file mounted on its own is written in
+    place, into the inode a writer of another user may hold open."""
+    host = tmp_path / "host" / "tokens.json"
+    host.parent.mkdir()
+    host.write_text("")
+    host.chmod(0o600)
+    app = tmp_path / "app"
+    app.mkdir()
+    with bind_file(host, app / "tokens.json") if mounted else nullcontext(host) as store:
+        config = config_for(fake, store)
+        first = run_tap(tmp_path / "1", config, streams=STREAMS)
+        assert first.returncode == 0, first.stderr[-3000:]
+        host.chmod(0o664)  # `touch` under umask 002
+        kept, calls = host.read_bytes(), fake.token_calls
+        fake.advance_clock(601)  # the next run would refresh
+        run = run_tap(tmp_path / "2", config, streams=STREAMS)
+    line = assert_one_clear_line(run, "token_store", str(store), "written by other users")
+    assert "mode 664" in line and "chmod 600" in line
+    assert fake.token_calls == calls
+    assert host.read_bytes() == kept
+    assert not run.records("gl_accounts")
 
 
 def test_folders_the_store_makes_are_private_whatever_the_umask(fake: FakeExact, tmp_path: Path):

@@ -63,12 +63,12 @@ def make_private_folders(folder: Path) -> None:
 
 
 def trust(fd: int, path: Path) -> None:
-    """Refuse the open token file `fd` if another user owns it: they could read every token
-    written into it, or have planted tokens of their own (in a shared folder such as /tmp a
-    file another user made cannot be replaced, only written in place). Make it private if it
-    is ours but open to others: earlier versions created token files 0600, but a file made by
-    `touch` or `cp` (for a single-file mount, a restore) is usually 0644, and writing in place
-    kept that."""
+    """Refuse the open token file `fd` if another user owns it or others may write it: they
+    could read every token written into it (in a shared folder such as /tmp such a file cannot
+    be replaced, only written in place, and a writer keeps what it opened), or have planted
+    tokens of their own. Make it private if it is ours and others may only read it: earlier
+    versions created token files 0600, but a file made by `touch` or `cp` (for a single-file
+    mount, a restore) is usually 0644, and writing in place kept that."""
     if sys.platform == "win32":  # no owner and mode bits to go by
         return
     info = os.fstat(fd)
@@ -79,6 +79,12 @@ def trust(fd: int, path: Path) -> None:
             "600 it."
         )
     mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        raise TokenStoreError(
+            f"token_store {path} can be written by other users (mode {mode:o}), who could plant "
+            "tokens of their own in it or read the new ones: chmod 600 it if you trust what it "
+            "holds, else delete it and authorize again (tap-exactonline-auth)."
+        )
     if not mode & 0o077:
         return
     try:
