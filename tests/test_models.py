@@ -13,7 +13,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -52,36 +51,39 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 @pytest.fixture(scope="session")
-def dbt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """dbt as transform/requirements.txt pins it, in a venv of its own (its dependencies are
-    not the tap's)."""
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.fail("uv is needed to install dbt (pip install uv)")
-    venv = tmp_path_factory.mktemp("dbt-venv")
-    for command in (
-        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-        [
-            uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "-r",
-            str(REPO_ROOT / "transform" / "requirements.txt"),
-        ],
-    ):
-        subprocess.run(command, check=True, capture_output=True, timeout=900)
-    return venv / "bin" / "dbt"
+def dbt_utility(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`.meltano/utilities` with meltano.yml's dbt-postgres installed (dbt as
+    transform/requirements.txt pins it, in a venv of its own: its dependencies are not the
+    tap's), shared by the tests' projects."""
+    shared = tmp_path_factory.mktemp("dbt-shared")
+    write_test_meltano_yml(shared)
+    copy_transform(shared)
+    result = run_meltano(shared, "install", "dbt-postgres", timeout=900)
+    if result.returncode != 0:
+        pytest.fail(f"meltano install dbt-postgres failed:\n{result.stdout}\n{result.stderr}")
+    return shared / ".meltano" / "utilities"
+
+
+@pytest.fixture(scope="session")
+def dbt(dbt_utility: Path) -> Path:
+    return dbt_utility / "dbt-postgres" / "venv" / "bin" / "dbt"
+
+
+def copy_transform(dest: Path) -> Path:
+    """A copy of transform/ in `dest` (dbt writes target/ and logs/ into its project folder)."""
+    return Path(
+        shutil.copytree(
+            REPO_ROOT / "transform",
+            dest / "transform",
+            ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"),
+        )
+    )
 
 
 def dbt_build(dbt: Path, work: Path, database: Postgres, today: date) -> str:
     """docs/models.md's commands, as written, in a copy of transform/ (dbt writes target/
     and logs/ into its project folder); returns what dbt printed, or fails with it."""
-    shutil.copytree(
-        REPO_ROOT / "transform", work / "transform", ignore=shutil.ignore_patterns("target", "logs")
-    )
+    copy_transform(work)
     env = {
         **os.environ,
         "PATH": f"{dbt.parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -164,26 +166,71 @@ class Books:
 
 @pytest.fixture(scope="module")
 def warehouse(
-    tmp_path_factory: pytest.TempPathFactory, postgres: Postgres, meltano_plugins: Path
-) -> Iterator[tuple[FakeExact, Postgres, Path]]:
-    """The books of two divisions loaded by `meltano run tap-exactonline target-postgres`."""
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: Postgres,
+    meltano_plugins: Path,
+    dbt_utility: Path,
+) -> Iterator[tuple[FakeExact, Postgres, Path, str]]:
+    """The books of two divisions loaded and modelled by docs/models.md's Meltano commands, as
+    written (`meltano run tap-exactonline target-postgres dbt-postgres:build`), in a project
+    made from meltano.yml with transform/ beside it; what Meltano printed comes last."""
     work = tmp_path_factory.mktemp("models")
     project = work / "meltano"
     write_test_meltano_yml(project)
+    copy_transform(project)
     (project / ".meltano").mkdir()
     (project / ".meltano" / "loaders").symlink_to(meltano_plugins, target_is_directory=True)
+    (project / ".meltano" / "utilities").symlink_to(dbt_utility, target_is_directory=True)
     unlimited = {"minutely_limit": 1_000_000, "daily_limit": 1_000_000}
     with (
         fresh_database(postgres, "models") as database,
         FakeExact(divisions=DIVISIONS, rows=ROWS, **unlimited) as fake,
     ):
         configure(project, fake, streams=STREAMS, full_table_interval=0)
-        meltano_run(project, database)
-        yield fake, database, project
+        # The warehouse for dbt as a user's .env gives it (meltano.yml's dbt-postgres settings).
+        env = database.target_env(SCHEMA) | {
+            "DBT_POSTGRES_HOST": database.host,
+            "DBT_POSTGRES_PORT": str(database.port),
+            "DBT_POSTGRES_USER": database.user,
+            "DBT_POSTGRES_PASSWORD": database.password,
+            "DBT_POSTGRES_DATABASE": database.database,
+            "EXACTONLINE_AGEING_AS_OF_DATE": fake.data.today.isoformat(),
+        }
+        output = ""
+        for command in marked_commands(REPO_ROOT / "docs" / "models.md", "models-meltano"):
+            program, *args = shlex.split(command)
+            assert program == "meltano", command
+            result = run_meltano(project, *args, env=env, timeout=900)
+            output += result.stdout + result.stderr
+            assert result.returncode == 0, (command, output[-6000:])
+        yield fake, database, project, output
+
+
+def test_meltano_builds_the_models_after_the_load(warehouse):
+    fake, database, _, output = warehouse
+    assert "Completed successfully" in output and "ERROR=0" in output, output[-6000:]
+    assert "RECONCILIATION" not in output
+    [(loaded,)] = fetch(database, f"SELECT count(*) FROM {SCHEMA}.transaction_lines")
+    [(modelled,)] = fetch(database, f"SELECT count(*) FROM {MODELS}.general_ledger")
+    assert modelled == loaded == sum(fake.row_count("transaction_lines", d) for d in DIVISIONS)
+
+
+def test_meltano_yml_installs_the_dbt_transform_requirements_pins(dbt: Path):
+    pins = {
+        line.lower()
+        for line in (REPO_ROOT / "transform" / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    script = "import importlib.metadata as m\nfor d in m.distributions(): print(d.name, d.version)"
+    listed = subprocess.run(
+        [str(dbt.with_name("python")), "-c", script], capture_output=True, text=True, check=True
+    )
+    installed = {"==".join(line.split()).lower() for line in listed.stdout.splitlines()}
+    assert pins <= installed, pins - installed
 
 
 def test_the_marts_show_the_books_figures(warehouse, dbt: Path, tmp_path: Path):
-    fake, database, _ = warehouse
+    fake, database, *_ = warehouse
     built = dbt_build(dbt, tmp_path, database, fake.data.today)
     assert "(exit code 0)" in built and "ERROR=0" in built, built[-6000:]
     assert "RECONCILIATION" not in built
@@ -221,7 +268,7 @@ def test_the_marts_show_the_books_figures(warehouse, dbt: Path, tmp_path: Path):
 
 
 def test_a_lost_page_of_lines_fails_the_reconciliation(warehouse, dbt: Path, tmp_path: Path):
-    fake, database, _ = warehouse
+    fake, database, *_ = warehouse
     with database.connect() as connection:
         connection.execute("CREATE SCHEMA lost_page_backup")
         connection.execute(
@@ -252,7 +299,7 @@ def test_a_lost_page_of_lines_fails_the_reconciliation(warehouse, dbt: Path, tmp
 def test_an_entry_deleted_in_exact_fails_the_reconciliation_until_the_tap_reads_it(
     warehouse, dbt: Path, tmp_path: Path
 ):
-    fake, database, project = warehouse
+    fake, database, project, _ = warehouse
     today = fake.data.today
     fake.delete("transaction_lines", 1001, 1)  # a whole entry, logged in sync/Deleted
     # A run that reads Exact's figures but not the lines (their stream left out, or a run
