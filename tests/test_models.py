@@ -21,6 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from fake_exact import FakeExact
 from tests.conftest import (
@@ -31,7 +32,7 @@ from tests.conftest import (
     write_test_meltano_yml,
 )
 from tests.test_pipeline import SCHEMA, configure, fetch, meltano_run
-from tests.test_readme_first_run import marked_commands
+from tests.test_readme_first_run import git_copy_of_checkout, github_redirect, marked_commands
 
 pytestmark = pytest.mark.pipeline
 
@@ -318,6 +319,61 @@ def test_an_entry_deleted_in_exact_fails_the_reconciliation_until_the_tap_reads_
     meltano_run(project, database)
     built = dbt_build(dbt, tmp_path / "complete", database, today)
     assert "(exit code 0)" in built and "RECONCILIATION" not in built, built[-6000:]
+
+
+def test_the_models_build_as_a_dbt_package_of_another_project(warehouse, dbt: Path, tmp_path: Path):
+    """docs/models.md's packages.yml and commands, as written, in a dbt project of a user's own;
+    git reads the repository's GitHub address from a copy of this checkout."""
+    fake, database, *_ = warehouse
+    mirror = tmp_path / "github"
+    git_copy_of_checkout(mirror / "tap-exactonline.git")
+    project = tmp_path / "my_warehouse"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text(
+        "name: my_warehouse\nversion: '1.0'\nconfig-version: 2\nprofile: my_warehouse\n"
+    )
+    (project / "profiles.yml").write_text(
+        yaml.safe_dump(
+            {
+                "my_warehouse": {
+                    "target": "dev",
+                    "outputs": {
+                        "dev": {
+                            "type": "postgres",
+                            "host": database.host,
+                            "port": database.port,
+                            "user": database.user,
+                            "password": database.password,
+                            "dbname": database.database,
+                            "schema": "my_models",
+                            "threads": 2,
+                        }
+                    },
+                }
+            }
+        )
+    )
+    docs = REPO_ROOT / "docs" / "models.md"
+    text = docs.read_text()
+    block = text[text.index("<!-- models-package-yml:start") : text.index("models-package-yml:end")]
+    (project / "packages.yml").write_text(block.split("```yaml\n", 1)[1].split("```", 1)[0])
+    env = {
+        **os.environ,
+        **github_redirect(mirror),
+        "PATH": f"{dbt.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DBT_PROFILES_DIR": str(project),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "EXACTONLINE_AGEING_AS_OF_DATE": fake.data.today.isoformat(),
+    }
+    for command in marked_commands(docs, "models-package"):
+        result = subprocess.run(
+            command, shell=True, cwd=project, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, (command, (result.stdout + result.stderr)[-6000:])
+        assert "RECONCILIATION" not in result.stdout
+    [(loaded,)] = fetch(database, f"SELECT count(*) FROM {SCHEMA}.transaction_lines")
+    [(modelled,)] = fetch(database, "SELECT count(*) FROM my_models.general_ledger")
+    assert modelled == loaded > 0
 
 
 def duckdb_query(dbt: Path, database: Path, sql: str) -> list[list]:
