@@ -141,6 +141,7 @@ class Postgres:
 
 
 def _free_port() -> int:
+    """A port on 127.0.0.1 nobody listens on: free to bind, and refusing connections."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

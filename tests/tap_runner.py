@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 TAP = shutil.which("tap-exactonline") or str(Path(sys.executable).with_name("tap-exactonline"))
+AUTH = str(Path(TAP).with_name("tap-exactonline-auth"))
 
 
 @dataclass
@@ -177,3 +178,26 @@ def stored_tokens(
     tokens = codec.load(data, "the copy at rest")
     assert tokens is not None
     return tokens.to_dict()
+
+
+def run_auth(
+    work: Path,
+    settings: dict[str, Any],
+    *args: str,
+    cwd: Path | None = None,
+    command_prefix: list[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `tap-exactonline-auth` to its end with these settings (in `work/config.json`) and
+    nothing pasted: for the runs that must stop before anyone logs in."""
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "config.json"
+    config.write_text(json.dumps(settings))
+    return subprocess.run(
+        [*(command_prefix or []), AUTH, "--config", str(config), *args],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )

@@ -7,10 +7,8 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +21,7 @@ import requests
 
 from fake_exact import FakeExact
 from tests.conftest import _free_port, run_meltano, set_plugin_config
-from tests.tap_runner import fake_config, run_tap, state_tokens, stored_tokens
-
-AUTH = shutil.which("tap-exactonline-auth") or str(
-    Path(sys.executable).with_name("tap-exactonline-auth")
-)
+from tests.tap_runner import AUTH, fake_config, run_auth, run_tap, state_tokens, stored_tokens
 
 
 def start_auth(
@@ -249,14 +243,7 @@ def test_a_setting_that_cannot_keep_the_tokens_fails_before_the_login(tmp_path: 
         settings = fake_config(
             fake, token_store=str(tmp_path / "t.json"), token_encryption_key="not-a-fernet-key"
         )
-        (tmp_path / "config.json").write_text(json.dumps(settings))
-        result = subprocess.run(
-            [AUTH, "--config", str(tmp_path / "config.json"), "--paste"],
-            input="",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_auth(tmp_path, settings, "--paste")
         assert result.returncode == 1
         assert "http" not in result.stdout  # no authorize URL: nobody is sent to log in
         assert "`token_encryption_key` is not a Fernet key" in result.stderr
@@ -550,15 +537,7 @@ def test_a_localhost_redirect_whose_ipv6_port_is_taken_is_refused_at_once(tmp_pa
         other.bind(("::1", port))
         other.listen()
         settings = fake_config(fake, token_store=str(tmp_path / "t.json"), redirect_uri=redirect)
-        config = tmp_path / "config.json"
-        config.write_text(json.dumps(settings))
-        done = subprocess.run(
-            [AUTH, "--config", str(config), "--listen", "--timeout", "5"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_auth(tmp_path, settings, "--listen", "--timeout", "5")
         assert done.returncode == 1
         [line] = done.stderr.splitlines()
         assert f"Cannot listen on [::1]:{port}" in line and "use --paste" in line
@@ -623,21 +602,10 @@ def test_the_login_url_is_shown_only_once_the_redirect_uri_answers(tmp_path: Pat
 def test_a_store_on_a_server_that_does_not_answer_is_one_line_from_the_auth_command(
     tmp_path: Path,
 ):
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = _free_port()
     with FakeExact(divisions=(1001,), default_rows=5) as fake:
         settings = fake_config(fake, token_store=f"ftp://exact:pw@127.0.0.1:{port}/tokens.json")
-        config = tmp_path / "config.json"
-        config.write_text(json.dumps(settings))
-        done = subprocess.run(
-            [AUTH, "--config", str(config), "--paste"],
-            input="",
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_auth(tmp_path, settings, "--paste")
         assert done.returncode == 1
         [line] = done.stderr.splitlines()
         assert "token_store" in line and "cannot be opened" in line, line

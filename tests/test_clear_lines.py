@@ -17,8 +17,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from fake_exact import FakeExact
-from tests.tap_runner import TAP, TapRun, discover, fake_config, parse_messages, run_tap, select
-from tests.test_authorize import AUTH
+from tests.tap_runner import (
+    TAP,
+    TapRun,
+    discover,
+    fake_config,
+    parse_messages,
+    run_auth,
+    run_tap,
+    select,
+)
 
 DIVISION = 1001
 
@@ -189,18 +197,8 @@ def test_the_auth_command_refuses_a_clear_text_base_url_before_any_request(
     fake: FakeExact, tmp_path: Path
 ):
     settings = fake_config(fake, base_url=fake.base_url.replace("127.0.0.1", "0.0.0.0"))
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(settings))
     calls = len(fake.calls)
-    done = subprocess.run(
-        [AUTH, "--config", str(config), "--paste"],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    done = run_auth(tmp_path, settings, "--paste", cwd=tmp_path)
     assert_one_line_and_no_request(fake, done.returncode, done.stderr, "`base_url`", "clear text")
     assert len(fake.calls) == calls
 

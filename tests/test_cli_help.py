@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.tap_runner import TAP
-from tests.test_authorize import AUTH
+from tests.tap_runner import AUTH, TAP
 
 
 def output_of(*command: str) -> str:

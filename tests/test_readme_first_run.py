@@ -82,7 +82,11 @@ def git_copy_of_checkout(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     identity = ["-c", "user.name=test", "-c", "user.email=test@localhost"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], [*identity, "commit", "-q", "-m", "checkout"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        [*identity, "commit", "-q", "-m", "checkout"],
+    ):
         subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
     return dest
 

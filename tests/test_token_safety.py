@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 from fake_exact import FakeExact
-from tests.conftest import token_answers_held
+from tests.conftest import _free_port, token_answers_held
 from tests.hostile import (
     as_nobody,
     bind_file,
@@ -44,6 +43,7 @@ from tests.tap_runner import (
     discover,
     fake_config,
     parse_messages,
+    run_auth,
     run_tap,
     select,
     state_tokens,
@@ -440,9 +440,7 @@ def test_a_store_that_cannot_be_opened_or_locked_is_one_line_before_any_refresh(
 
 def test_a_store_on_a_server_that_does_not_answer_is_one_line(fake: FakeExact, tmp_path: Path):
     # fsspec's ftp:// (and sftp://) connect while the store is opened, before any read.
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = _free_port()
     store = f"ftp://exact:pw@127.0.0.1:{port}/tokens.json"
     run = run_tap(tmp_path, fake_config(fake, token_store=store), streams=STREAMS)
     assert_one_clear_line(run, "token_store", "cannot be opened", "ConnectionRefusedError")
@@ -483,15 +481,7 @@ def auth_refused_before_the_login(
 ) -> str:
     """Run `tap-exactonline-auth --paste` with these settings; assert it stopped with one clear
     error before printing the authorize URL (nobody was sent to log in); return its stderr."""
-    auth = Path(TAP).with_name("tap-exactonline-auth")
-    (work / "config.json").write_text(json.dumps(settings))
-    result = subprocess.run(
-        [*(command_prefix or []), str(auth), "--config", str(work / "config.json"), "--paste"],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_auth(work, settings, "--paste", command_prefix=command_prefix)
     assert result.returncode == 1
     assert "http" not in result.stdout
     assert "Traceback" not in result.stderr
