@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 import yaml
 
 from fake_exact import FakeExact
@@ -145,6 +146,17 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+JSON = {"Accept": "application/json"}
+
+
+@pytest.fixture
+def session(fake: FakeExact) -> requests.Session:
+    """HTTP to the module's `fake` server, with a valid access token (no tap in between)."""
+    s = requests.Session()
+    s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
+    return s
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from fake_exact import FakeExact
+from tests.conftest import JSON
 
 DIV = 1001
-JSON = {"Accept": "application/json"}
 CENT = 0.005
 DAY_MS = 86_400_000
 
@@ -28,13 +28,6 @@ def fake() -> Iterator[FakeExact]:
     rows |= {"contacts": 300, "addresses": 500}  # more than one per account
     with FakeExact(divisions=(DIV, 1002), rows=rows, default_rows=130) as server:
         yield server
-
-
-@pytest.fixture
-def session(fake: FakeExact) -> requests.Session:
-    s = requests.Session()
-    s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
-    return s
 
 
 def read(session: requests.Session, fake: FakeExact, stream: str, division: int = DIV) -> list:

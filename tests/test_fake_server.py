@@ -15,12 +15,12 @@ import requests
 
 from fake_exact import FakeExact
 from fake_exact.clock import to_wire
+from tests.conftest import JSON
 
 ROOT = Path(__file__).resolve().parents[1]
 DIV = 1001
 TL = "/api/v1/1001/sync/Financial/TransactionLines"
 ASSETS = "/api/v1/1001/assets/Assets"
-JSON = {"Accept": "application/json"}
 DAILY_KEYS = {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
 MINUTELY_KEYS = {
     "X-RateLimit-Minutely-Limit",
@@ -35,13 +35,6 @@ def fake() -> Iterator[FakeExact]:
         divisions=(DIV, 1002), rows={"transaction_lines": 2500}, default_rows=130
     ) as server:
         yield server
-
-
-@pytest.fixture
-def session(fake: FakeExact) -> requests.Session:
-    s = requests.Session()
-    s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
-    return s
 
 
 def refresh(fake: FakeExact, token: str, **extra: str) -> requests.Response:
