@@ -58,7 +58,9 @@ def state_of(query: dict[str, list[str]], state: str) -> str | None:
     received = query.get("state")
     if not received:
         return "without a state"
-    if len(received) != 1 or not secrets.compare_digest(received[0].encode(), state.encode()):
+    if len(received) != 1:
+        return "with more than one state"
+    if not secrets.compare_digest(received[0].encode(), state.encode()):
         return "with another state"
     return None
 

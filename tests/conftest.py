@@ -151,12 +151,17 @@ def _free_port() -> int:
 JSON = {"Accept": "application/json"}
 
 
-@pytest.fixture
-def session(fake: FakeExact) -> requests.Session:
-    """HTTP to the module's `fake` server, with a valid access token (no tap in between)."""
+def authorized(fake: FakeExact) -> requests.Session:
+    """HTTP to a fake server with a valid access token (no tap in between)."""
     s = requests.Session()
     s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
     return s
+
+
+@pytest.fixture
+def session(fake: FakeExact) -> requests.Session:
+    """`authorized` HTTP to the module's `fake` server."""
+    return authorized(fake)
 
 
 @pytest.fixture(scope="session")

@@ -65,22 +65,23 @@ def fake_config(fake: Any, **extra: Any) -> dict[str, Any]:
 
 
 # Discovery asks Exact nothing, so runs with the same settings share one (a second each).
-_discovered: dict[str, str] = {}
+_discovered: dict[tuple[str, str], str] = {}
 
 
-def discover(config_path: Path) -> dict[str, Any]:
-    """The tap's `--discover` catalog for these settings (a fresh copy each call)."""
-    settings = config_path.read_text()
-    if settings not in _discovered:
+def discover(config_path: Path, tap: str = TAP) -> dict[str, Any]:
+    """The `--discover` catalog of the `tap` executable for these settings (a fresh copy each
+    call)."""
+    key = (tap, config_path.read_text())
+    if key not in _discovered:
         result = subprocess.run(
-            [TAP, "--config", str(config_path), "--discover"],
+            [tap, "--config", str(config_path), "--discover"],
             capture_output=True,
             text=True,
             check=True,
             timeout=120,
         )
-        _discovered[settings] = result.stdout
-    return json.loads(_discovered[settings])
+        _discovered[key] = result.stdout
+    return json.loads(_discovered[key])
 
 
 def select(catalog: dict[str, Any], streams: set[str] | None) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def run_tap(
     args = [*(command_prefix or []), tap, "--config", str(config_path)]
     if with_catalog:
         catalog_path = work / "catalog.json"
-        catalog_path.write_text(json.dumps(select(discover(config_path), streams)))
+        catalog_path.write_text(json.dumps(select(discover(config_path, tap), streams)))
         args += ["--catalog", str(catalog_path)]
     if state is not None:
         state_path = work / "state.json"

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from fake_exact import FakeExact
+from tap_exactonline.callback import AuthorizationFailed, code_from_callback
 from tests.conftest import _free_port, run_meltano, set_plugin_config
 from tests.tap_runner import AUTH, fake_config, run_auth, run_tap, state_tokens, stored_tokens
 
@@ -612,3 +613,29 @@ def test_a_store_on_a_server_that_does_not_answer_is_one_line_from_the_auth_comm
         assert ":pw@" not in done.stdout + done.stderr
         assert "http" not in done.stdout  # refused before the login, not after it
         assert fake.token_calls == 0
+
+
+STATE = "the-state-this-login-sent"
+CALLBACK = "https://example.invalid/exact/callback"
+
+
+@pytest.mark.parametrize(
+    ("pasted", "outcome"),
+    [
+        (f"{CALLBACK}?code=abc&state={STATE}", "abc"),
+        ("abc", "abc"),  # a bare code the user copied
+        (f"{CALLBACK}?code=abc", "a URL without a state"),
+        (f"{CALLBACK}?code=abc&state=", "a URL without a state"),
+        (f"{CALLBACK}?code=abc#state={STATE}", "a URL without a state"),  # not in the query
+        (f"{CALLBACK}?code=abc&state=other", "a URL with another state"),
+        (f"{CALLBACK}?code=abc&state={STATE}&state={STATE}", "a URL with more than one state"),
+        (f"{CALLBACK}?error=access_denied", "Exact did not authorize the app: access_denied."),
+    ],
+)
+def test_a_pasted_callback_gives_its_code_only_with_this_logins_state(pasted: str, outcome: str):
+    if outcome == "abc":
+        assert code_from_callback(pasted, STATE) == "abc"
+        return
+    with pytest.raises(AuthorizationFailed) as refused:
+        code_from_callback(pasted, STATE)
+    assert outcome in str(refused.value)

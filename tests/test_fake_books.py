@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from fake_exact import FakeExact
-from tests.conftest import JSON
+from tests.conftest import authorized
 
 DIV = 1001
 CENT = 0.005
@@ -318,8 +318,7 @@ def test_a_division_of_a_million_lines_is_served_lazily() -> None:
     """Rows are generated when asked: the last page of a million lines comes without the rows
     before it, and its entries balance like the first."""
     with FakeExact(divisions=(DIV,), rows={"transaction_lines": 1_000_000}) as fake:
-        s = requests.Session()
-        s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
+        s = authorized(fake)
         assert fake.row_count("transaction_lines", DIV) == 1_000_000
         spec = fake.data.spec("transaction_lines")
         table = fake.data.table(spec, DIV)

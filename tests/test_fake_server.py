@@ -15,7 +15,7 @@ import requests
 
 from fake_exact import FakeExact
 from fake_exact.clock import to_wire
-from tests.conftest import JSON
+from tests.conftest import JSON, authorized
 
 ROOT = Path(__file__).resolve().parents[1]
 DIV = 1001
@@ -363,8 +363,7 @@ def test_item_extra_fields_follow_items(fake: FakeExact, session: requests.Sessi
 
 def test_minutely_limit_gives_429_with_only_minutely_headers() -> None:
     with FakeExact(minutely_limit=3, minute_window_seconds=3600, default_rows=5) as fake:
-        s = requests.Session()
-        s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
+        s = authorized(fake)
         ok = [get(s, fake, TL) for _ in range(3)]
         assert [r.status_code for r in ok] == [200, 200, 200]
         assert [r.headers["X-RateLimit-Minutely-Remaining"] for r in ok] == ["2", "1", "0"]
@@ -465,14 +464,10 @@ def test_spread_dates_give_each_row_its_own_date_times_over_ten_years() -> None:
     order); Date and DueDate stay the books' (one date per entry)."""
     select = {"$select": "ID,Created,Date,DueDate,Modified"}
     with FakeExact(rows={"transaction_lines": 2000}) as narrow:
-        narrow_session = requests.Session()
-        narrow_session.headers.update(
-            {**JSON, "Authorization": f"Bearer {narrow.grant_access_token()}"}
-        )
+        narrow_session = authorized(narrow)
         narrow_rows = read_all(narrow_session, narrow, TL, **select)
     with FakeExact(rows={"transaction_lines": 2000}, spread_dates=True) as fake:
-        s = requests.Session()
-        s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
+        s = authorized(fake)
         rows = read_all(s, fake, TL, **select)
         assert [strip(row) for row in rows] == [
             served({k: row[k] for k in ("ID", "Created", "Date", "DueDate", "Modified")})
@@ -497,8 +492,7 @@ def test_spread_dates_give_each_row_its_own_date_times_over_ten_years() -> None:
 
 def test_thousand_row_transaction_lines_page_is_fast() -> None:
     with FakeExact(rows={"transaction_lines": 5000}) as fake:
-        s = requests.Session()
-        s.headers.update({**JSON, "Authorization": f"Bearer {fake.grant_access_token()}"})
+        s = authorized(fake)
         get(s, fake, TL)  # warm the per-stream caches
         spec = fake.data.spec("transaction_lines")
         table = fake.data.table(spec, DIV)

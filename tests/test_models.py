@@ -48,6 +48,7 @@ STREAMS = [
     *("sales_invoices", "sales_invoice_lines", "purchase_invoices", "purchase_invoice_lines"),
 ]
 MODELS = "analytics"
+MELTANO_MODELS = "models_from_meltano"  # dbt-postgres's `schema` setting
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
@@ -195,6 +196,8 @@ def warehouse(
             "DBT_POSTGRES_USER": database.user,
             "DBT_POSTGRES_PASSWORD": database.password,
             "DBT_POSTGRES_DATABASE": database.database,
+            "DBT_POSTGRES_SCHEMA": MELTANO_MODELS,
+            "DBT_POSTGRES_SOURCE_SCHEMA": SCHEMA,
             "EXACTONLINE_AGEING_AS_OF_DATE": fake.data.today.isoformat(),
         }
         output = ""
@@ -211,8 +214,10 @@ def test_meltano_builds_the_models_after_the_load(warehouse):
     fake, database, _, output = warehouse
     assert "Completed successfully" in output and "ERROR=0" in output, output[-6000:]
     assert "RECONCILIATION" not in output
-    [(loaded,)] = fetch(database, f"SELECT count(*) FROM {SCHEMA}.transaction_lines")
-    [(modelled,)] = fetch(database, f"SELECT count(*) FROM {MODELS}.general_ledger")
+    [(loaded,)] = fetch(
+        database, f"SELECT count(*) FROM {SCHEMA}.transaction_lines WHERE _sdc_deleted_at IS NULL"
+    )
+    [(modelled,)] = fetch(database, f"SELECT count(*) FROM {MELTANO_MODELS}.general_ledger")
     assert modelled == loaded == sum(fake.row_count("transaction_lines", d) for d in DIVISIONS)
 
 
@@ -371,7 +376,9 @@ def test_the_models_build_as_a_dbt_package_of_another_project(warehouse, dbt: Pa
         )
         assert result.returncode == 0, (command, (result.stdout + result.stderr)[-6000:])
         assert "RECONCILIATION" not in result.stdout
-    [(loaded,)] = fetch(database, f"SELECT count(*) FROM {SCHEMA}.transaction_lines")
+    [(loaded,)] = fetch(
+        database, f"SELECT count(*) FROM {SCHEMA}.transaction_lines WHERE _sdc_deleted_at IS NULL"
+    )
     [(modelled,)] = fetch(database, "SELECT count(*) FROM my_models.general_ledger")
     assert modelled == loaded > 0
 

@@ -17,7 +17,7 @@ from singer_sdk.plugin_base import PluginBase
 from fake_exact import FakeExact
 from tap_exactonline.sdk_compat import PRIVATE_NAMES, CompatStream, ConfigInput
 from tap_exactonline.tap import TapExactOnline
-from tests.tap_runner import TAP, TapRun, run_tap
+from tests.tap_runner import TAP, TapRun, discover, run_tap
 from tests.test_tap_sync import CORE_STREAMS, DIVISIONS, SMALL_ROWS, UNLIMITED, tap_config
 
 
@@ -87,16 +87,29 @@ REFERENCE_TAP = os.environ.get("SDK_COMPAT_REFERENCE_TAP")
 def comparable(run: TapRun) -> dict[str, Any]:
     """What a loader gets from a sync, less what differs between any two runs: when records
     were extracted or read (`…_read_at`), the table versions (the run's clock) and the
-    encrypted tokens."""
+    encrypted tokens. What a loader relies on in those is checked here instead: every record
+    has its time, and a versioned stream's records carry the version ACTIVATE_VERSION names
+    after them."""
     records: dict[str, list[str]] = {}
+    order: dict[str, list[str]] = {}
+    versions: dict[str, set[int | None]] = {}
     for message in run.messages:
-        if message["type"] == "RECORD":
+        kind, stream = message["type"], message.get("stream")
+        if stream is not None and order.setdefault(stream, [kind])[-1] != kind:
+            order[stream].append(kind)  # each run of one kind once: SCHEMA, RECORD, ...
+        if kind == "RECORD":
+            assert message.get("time_extracted"), message
+            versions.setdefault(stream, set()).add(message.get("version"))
             line = {k: v for k, v in message.items() if k not in ("time_extracted", "version")}
-            records.setdefault(message["stream"], []).append(json.dumps(line, sort_keys=True))
+            records.setdefault(stream, []).append(json.dumps(line, sort_keys=True))
+        elif kind == "ACTIVATE_VERSION":
+            assert versions.get(stream) in (None, {message["version"]}), (stream, versions)
+    versioned = sorted({m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"})
     return {
         "schemas": [m for m in run.messages if m["type"] == "SCHEMA"],
         "records": {stream: sorted(lines) for stream, lines in records.items()},
-        "versioned": sorted({m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}),
+        "order": order,
+        "versioned": versioned,
         "bookmarks": json.loads(
             json.dumps(run.final_state["bookmarks"]),
             object_hook=lambda d: {k: v for k, v in d.items() if not k.endswith("_read_at")},
@@ -115,6 +128,8 @@ def test_a_sync_on_this_sdk_matches_the_locked_sdk_record_for_record(tmp_path: P
             run = run_tap(tmp_path / name, config, streams=set(CORE_STREAMS), tap=tap)
             assert run.returncode == 0, run.stderr[-3000:]
             runs[name] = comparable(run)
+            # Each discovers its own catalog (which the run above used): they must agree.
+            runs[name]["catalog"] = discover(tmp_path / name / "config.json", tap)
     assert sum(map(len, runs["this"]["records"].values())) > 10_000
     assert "receivables_list" in runs["this"]["versioned"]
     for part in runs["this"]:

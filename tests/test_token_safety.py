@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from fake_exact import FakeExact
+from tap_exactonline.token_stores.file_safety import trust
+from tap_exactonline.tokens import TokenStoreError
 from tests.conftest import _free_port, token_answers_held
 from tests.hostile import (
     as_nobody,
@@ -152,6 +154,7 @@ def test_a_token_file_mounted_on_its_own_is_written_in_place(fake: FakeExact, tm
     host = tmp_path / "host" / "tokens.json"
     host.parent.mkdir()
     host.write_text("")  # `touch tokens.json` before `docker run -v tokens.json:/app/...`
+    host.chmod(0o644)  # as `touch` makes it under umask 022
     app = tmp_path / "app"
     app.mkdir()
     with bind_file(host, app / "tokens.json") as store:
@@ -566,12 +569,13 @@ def test_a_token_file_of_ours_open_to_others_is_made_private(fake: FakeExact, tm
     assert fake.refresh_count == 1
 
 
-@pytest.mark.parametrize("mounted", [False, True], ids=["replaced", "mounted-written-in-place"])
+@pytest.mark.parametrize("mounted", [False, True], ids=["a-file", "a-file-mounted-on-its-own"])
 def test_a_token_file_of_ours_others_may_write_is_refused(
     fake: FakeExact, tmp_path: Path, mounted: bool
 ):
-    """Others could have planted tokens in it; and a file mounted on its own is written in
-    place, into the inode a writer of another user may hold open."""
+    """Others could have planted tokens in it; and a file mounted on its own would be written
+    in place, into the inode a writer of another user may hold open. Refused when read, so
+    before any refresh."""
     host = tmp_path / "host" / "tokens.json"
     host.parent.mkdir()
     host.write_text("")
@@ -591,6 +595,25 @@ def test_a_token_file_of_ours_others_may_write_is_refused(
     assert fake.token_calls == calls
     assert host.read_bytes() == kept
     assert not run.records("gl_accounts")
+
+
+@pytest.mark.parametrize(
+    ("mode", "refused"),
+    [(0o600, False), (0o644, False), (0o640, False), (0o620, True), (0o602, True), (0o664, True)],
+)
+def test_a_token_file_others_may_write_is_not_trusted(tmp_path: Path, mode: int, refused: bool):
+    path = tmp_path / "tokens.json"
+    path.write_text("{}")
+    path.chmod(mode)
+    with path.open("rb") as handle:
+        if refused:
+            with pytest.raises(
+                TokenStoreError, match=f"written by other users \\(mode {mode:o}\\)"
+            ):
+                trust(handle.fileno(), path)
+        else:
+            trust(handle.fileno(), path)
+    assert stat.S_IMODE(path.stat().st_mode) == (mode if refused else 0o600)
 
 
 def test_folders_the_store_makes_are_private_whatever_the_umask(fake: FakeExact, tmp_path: Path):

@@ -44,8 +44,8 @@ class FileTokenStore:
 
     A token file is trusted only when the user running the tap owns it and nobody else may read
     or write it: one another user made (in a shared folder such as /tmp, where it cannot be
-    replaced) is refused before it is read or written; one of ours open to others is made
-    private. Temporary files a killed run left are removed.
+    replaced) or others may write is refused before it is read or written; one of ours others
+    may only read is made private. Temporary files a killed run left are removed.
     """
 
     def __init__(self, path: str | os.PathLike[str], codec: TokenCodec | None = None) -> None:
