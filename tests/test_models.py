@@ -190,24 +190,44 @@ def warehouse(
     ):
         configure(project, fake, streams=STREAMS, full_table_interval=0)
         # The warehouse for dbt as a user's .env gives it (meltano.yml's dbt-postgres settings).
-        env = database.target_env(SCHEMA) | {
-            "DBT_POSTGRES_HOST": database.host,
-            "DBT_POSTGRES_PORT": str(database.port),
-            "DBT_POSTGRES_USER": database.user,
-            "DBT_POSTGRES_PASSWORD": database.password,
-            "DBT_POSTGRES_DATABASE": database.database,
-            "DBT_POSTGRES_SCHEMA": MELTANO_MODELS,
-            "DBT_POSTGRES_SOURCE_SCHEMA": SCHEMA,
-            "EXACTONLINE_AGEING_AS_OF_DATE": fake.data.today.isoformat(),
-        }
         output = ""
         for command in marked_commands(REPO_ROOT / "docs" / "models.md", "models-meltano"):
-            program, *args = shlex.split(command)
-            assert program == "meltano", command
-            result = run_meltano(project, *args, env=env, timeout=900)
+            result = run_as_written(project, command, database, fake)
             output += result.stdout + result.stderr
             assert result.returncode == 0, (command, output[-6000:])
         yield fake, database, project, output
+
+
+def run_as_written(
+    project: Path, command: str, database: Postgres, fake: FakeExact
+) -> subprocess.CompletedProcess[str]:
+    """A `meltano` line of docs/models.md in the project, the warehouse given to target-postgres
+    and to dbt as a user's .env would (meltano.yml's dbt-postgres settings)."""
+    program, *args = shlex.split(command)
+    assert program == "meltano", command
+    env = database.target_env(SCHEMA) | {
+        "DBT_POSTGRES_HOST": database.host,
+        "DBT_POSTGRES_PORT": str(database.port),
+        "DBT_POSTGRES_USER": database.user,
+        "DBT_POSTGRES_PASSWORD": database.password,
+        "DBT_POSTGRES_DATABASE": database.database,
+        "DBT_POSTGRES_SCHEMA": MELTANO_MODELS,
+        "DBT_POSTGRES_SOURCE_SCHEMA": SCHEMA,
+        "EXACTONLINE_AGEING_AS_OF_DATE": fake.data.today.isoformat(),
+    }
+    return run_meltano(project, *args, env=env, timeout=900)
+
+
+def lines_bookmark(project: Path, division: int) -> str:
+    """The transaction_lines bookmark of a division in the state Meltano keeps."""
+    shown = run_meltano(project, "state", "get", "dev:tap-exactonline-to-target-postgres")
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    state = json.loads(shown.stdout)
+    partitions = state["singer_state"]["bookmarks"]["transaction_lines"]["partitions"]
+    [value] = [
+        p["replication_key_value"] for p in partitions if p["context"]["division"] == division
+    ]
+    return value
 
 
 def test_meltano_builds_the_models_after_the_load(warehouse):
@@ -274,7 +294,7 @@ def test_the_marts_show_the_books_figures(warehouse, dbt: Path, tmp_path: Path):
 
 
 def test_a_lost_page_of_lines_fails_the_reconciliation(warehouse, dbt: Path, tmp_path: Path):
-    fake, database, *_ = warehouse
+    fake, database, project, _ = warehouse
     with database.connect() as connection:
         connection.execute("CREATE SCHEMA lost_page_backup")
         connection.execute(
@@ -294,6 +314,17 @@ def test_a_lost_page_of_lines_fails_the_reconciliation(warehouse, dbt: Path, tmp
             " account " in built
         ), built[-6000:]
         assert "division 1001" not in built.split("RECONCILIATION", 1)[1]
+
+        # From Meltano the failed build fails the run, after the load, whose state is kept:
+        # new lines of 1001 are loaded and their bookmark saved.
+        fake.mutate("transaction_lines", 1001, update=0, insert=2)
+        before = lines_bookmark(project, 1001)
+        [*_, command] = marked_commands(REPO_ROOT / "docs" / "models.md", "models-meltano")
+        failed = run_as_written(project, command, database, fake)
+        output = failed.stdout + failed.stderr
+        assert failed.returncode != 0
+        assert "ReportingBalance: division 1002, G/L account " in output, output[-6000:]
+        assert lines_bookmark(project, 1001) > before
     finally:
         with database.connect() as connection:
             connection.execute(
