@@ -32,6 +32,7 @@ from fake_exact.books import (
     VAT_HIGH,
     VAT_TO_CLAIM,
     VAT_TO_PAY,
+    YEAR_END_TYPES,
     Books,
     Entry,
     GLAccountDef,
@@ -657,9 +658,11 @@ def reporting_balance(refs: Refs) -> Computed:
 def profit_and_loss(books: Books, refs: Refs, year: int, periods: range) -> tuple[int, int]:
     """(revenue, costs) in cents, both positive as ProfitLossOverview shows them."""
     revenue = costs = 0
-    for (role, line_year, period, _), totals in books.aggregates().balances.items():
+    for (role, line_year, period, kind), totals in books.aggregates().balances.items():
         gl = refs.gl(books.gl_row(role))
         if line_year != year or period not in periods or gl.balance_type != "W":
+            continue
+        if kind in YEAR_END_TYPES:  # the result moved to the balance sheet is still the result
             continue
         if gl.balance_side == "C":
             revenue -= totals[0]
@@ -700,8 +703,8 @@ def opening_balances(year_offset: int) -> Callable[[Refs], Computed]:
         year = books.today.year - year_offset
         per_row: dict[int, int] = {}
         result = 0
-        for (role, line_year, _, _), totals in books.aggregates().balances.items():
-            if line_year >= year:
+        for (role, line_year, _, kind), totals in books.aggregates().balances.items():
+            if line_year >= year or kind in YEAR_END_TYPES:  # they restate these balances
                 continue
             gl_row = books.gl_row(role)
             if refs.gl(gl_row).balance_type == "W":

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from fake_exact.clock import midnight_ms
 
@@ -40,14 +40,21 @@ YEARS = 3  # the books run from 1 January two years ago to today
 
 # Exact's codes (sources in docs/fake-books.md): TransactionLines.Type (entry type), Journals.Type,
 # GLAccounts.Type, TransactionLines.Status.
-ENTRY_TYPE = {"opening": 10, "sales": 20, "purchase": 30, "bank": 40, "memorial": 90}
-ENTRY_TYPE_DESCRIPTION = {
-    10: "Opening balance",
-    20: "Sales entry",
-    30: "Purchase entry",
-    40: "Cash flow",
-    90: "Other",
+ENTRY_TYPE = {
+    "opening": 10,
+    "sales": 20,
+    "purchase": 30,
+    "bank": 40,
+    "memorial": 90,
+    "year_end_result": 326,  # Year end net p/l to balance sheet
+    "year_end_closing": 327,  # Year end closing balance
+    "year_start_opening": 328,  # Year start opening balance
 }
+# The entries of Exact's year-end closing (TransactionLines.Type 320-328, Exact's reference as
+# picqer/exact-php-client's TransactionLine copies it). They restate figures the other entries
+# already give: a year's result moved to the balance sheet, and each balance-sheet account closed
+# at the year's end and opened again at the next year's start. Reports leave them out.
+YEAR_END_TYPES = range(320, 329)
 STATUS_PROCESSED = 50
 
 
@@ -162,6 +169,7 @@ JOURNALS = (
     JournalDef("90", "Memoriaal", 90, None),
 )
 JOURNAL_OF = {"opening": 3, "sales": 2, "purchase": 1, "bank": 0, "memorial": 3}
+JOURNAL_OF |= dict.fromkeys(("year_end_result", "year_end_closing", "year_start_opening"), 3)
 
 _TRADES = (
     "Bakkerij",
@@ -289,6 +297,7 @@ class Changes:
 
     extra: dict[int, Entry] = field(default_factory=dict)  # appended entries
     deleted: set[int] = field(default_factory=set)
+    closed_years: set[int] = field(default_factory=set)
     generation: int = 0
 
 
@@ -664,6 +673,67 @@ class Books:
             )
 
         return self.append(make)
+
+    def close_years(self, through: int) -> list[Entry]:
+        """Exact's year-end closing of every year up to `through` not closed yet, oldest first:
+        per year a result entry (326: each P&L account to zero, on retained earnings) and a
+        closing entry (327: each balance-sheet account to zero) on 31 December, and an opening
+        entry (328: the same balances again) on 1 January. Entries keep four lines, so each is
+        split in entries of three lines with retained earnings as the balancing header."""
+        if through >= self.today.year:
+            raise ValueError(f"year {through} has not ended: close a year before {self.today.year}")
+        made: list[Entry] = []
+        for year in range(self.first_day.year, through + 1):
+            if year in self.changes.closed_years:
+                continue
+            self.changes.closed_years.add(year)
+            results, closing = self._year_end_balances(year)
+            end, start = date(year, 12, 31), date(year + 1, 1, 1)
+            reversed_results = {role: -amount for role, amount in results.items()}
+            reversed_closing = {role: -amount for role, amount in closing.items()}
+            for kind, day, amounts, text in (
+                ("year_end_result", end, reversed_results, f"Resultaat {year}"),
+                ("year_end_closing", end, reversed_closing, f"Eindbalans {year}"),
+                ("year_start_opening", start, closing, f"Beginbalans {year + 1}"),
+            ):
+                made.extend(self._split_entries(kind, day, amounts, text))
+        return made
+
+    def _year_end_balances(self, year: int) -> tuple[dict[int, int], dict[int, int]]:
+        """(each P&L account's result in `year`, each balance-sheet account's balance at its end
+        with every result so far on retained earnings), from the entries that are not year-end
+        entries themselves."""
+        results: dict[int, int] = {}
+        closing: dict[int, int] = {}
+        for (role, line_year, _, kind), totals in self.aggregates().balances.items():
+            if kind in YEAR_END_TYPES or line_year > year:
+                continue
+            on = role
+            if CHART[role].balance_type == "W":
+                if line_year == year:
+                    results[role] = results.get(role, 0) + totals[0]
+                on = RETAINED
+            closing[on] = closing.get(on, 0) + totals[0]
+        keep = {role: amount for role, amount in results.items() if amount}
+        return keep, {role: amount for role, amount in closing.items() if amount}
+
+    def _split_entries(
+        self, kind: str, day: date, amounts: dict[int, int], description: str
+    ) -> list[Entry]:
+        lines = [
+            Line(role, amount, amount, description) for role, amount in sorted(amounts.items())
+        ]
+        made = []
+        for at in range(0, len(lines), LINES_PER_ENTRY - 1):
+            chunk = lines[at : at + LINES_PER_ENTRY - 1]
+            chunk += [Line(RETAINED, 0, 0, description)] * (LINES_PER_ENTRY - 1 - len(chunk))
+            made.append(self.append(partial(self._year_end_entry, kind, day, chunk, description)))
+        return made
+
+    def _year_end_entry(
+        self, kind: str, day: date, lines: list[Line], text: str, index: int
+    ) -> Entry:
+        return self._balanced(index, kind, day, RETAINED, lines, description=text)
 
     def delete(self, entry: int) -> None:
         self.changes.deleted.add(entry)

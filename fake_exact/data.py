@@ -1021,6 +1021,18 @@ class Dataset:
             keys.append(str(invoice + 1))  # the item's HID
         return keys
 
+    def close_years(self, division: int, through: int, *, now_ms: int) -> list[int]:
+        """Exact's year-end closing up to `through`: its entries arrive in TransactionLines."""
+        books = self.books(division)[0]
+        lines = self.table(self.spec("transaction_lines"), division)
+        entries = books.close_years(through)
+        for entry in entries:
+            lines.n += LINES_PER_ENTRY
+            first = books.first_row(entry.index)
+            for index in range(first, first + LINES_PER_ENTRY):
+                lines.touch(index, new_ts=self._ts_for(lines), now_ms=now_ms, bump_version=False)
+        return [entry.index for entry in entries]
+
     def _ts_for(self, table: Table) -> int | None:
         return self.new_timestamp(table.division) if table.spec.is_sync else None
 

@@ -560,6 +560,12 @@ class FakeExact:
         with self._lock:
             return self.data.delete(stream, division, count, now_ms=self._now_ms())
 
+    def close_years(self, division: int, through: int) -> list[int]:
+        """The accountant runs Exact's year-end closing for every year up to `through` not
+        closed yet (docs/fake-books.md); returns the new entries' indices."""
+        with self._lock:
+            return self.data.close_years(division, through, now_ms=self._now_ms())
+
     def expire_deletion_log(self) -> None:
         """Two months pass for the deletion log: every entry so far drops out of sync/Deleted."""
         with self._lock:

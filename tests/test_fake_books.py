@@ -307,6 +307,53 @@ def test_changed_added_and_deleted_entries_keep_the_books_whole(fake, session) -
     }
 
 
+def test_a_closed_year_moves_its_result_and_restates_the_balances_leaving_reports_alone(
+    fake, session
+) -> None:
+    """Exact's year-end closing (TransactionLines.Type 326-328): what it posts balances, zeroes
+    each P&L account of the year and each balance-sheet account at the year's end, opens the
+    balances again on 1 January, and leaves what Exact reports (result, opening balances, open
+    items) as it was."""
+    reports = ("profit_loss_overview", "opening_balance_current_year_processed")
+    reports += ("opening_balance_previous_year_processed", "receivables_list", "payables_list")
+    before = {stream: read(session, fake, stream) for stream in reports}
+    this_year = fake.data.today.year
+    with pytest.raises(ValueError, match=f"year {this_year} has not ended"):
+        fake.close_years(DIV, this_year)
+    closed = fake.close_years(DIV, this_year - 1)
+    assert closed and fake.close_years(DIV, this_year - 1) == []  # closed once
+
+    lines = read(session, fake, "transaction_lines")
+    accounts = chart(session, fake)
+    year_end = [line for line in lines if line["Type"] in (326, 327, 328)]
+    assert len(year_end) == 4 * len(closed)
+    per_entry: Counter[str] = Counter()
+    for line in lines:
+        per_entry[line["EntryID"]] += cents(line["AmountDC"])
+    assert not [entry for entry, total in per_entry.items() if total]
+    for line in year_end:  # on 31 December, the opening on 1 January
+        assert line["FinancialPeriod"] == (1 if line["Type"] == 328 else 12), line
+    assert {line["FinancialYear"] for line in year_end} == {this_year - 2, this_year - 1, this_year}
+    for year in (this_year - 2, this_year - 1):
+        on_pl: Counter[str] = Counter()
+        on_bs: Counter[str] = Counter()
+        for line in lines:
+            account = accounts[line["GLAccount"]]
+            if account["BalanceType"] == "W" and line["FinancialYear"] == year:
+                on_pl[account["Code"]] += cents(line["AmountDC"])
+            if account["BalanceType"] == "B" and line["FinancialYear"] <= year:
+                on_bs[account["Code"]] += cents(line["AmountDC"])
+        assert not +on_pl and not -on_pl, (year, on_pl)  # every P&L account closed
+        assert not +on_bs and not -on_bs, (year, on_bs)  # every balance closed at the year end
+        opened = Counter()
+        for line in lines:
+            if line["Type"] == 328 and line["FinancialYear"] == year + 1:
+                opened[accounts[line["GLAccount"]]["Code"]] += cents(line["AmountDC"])
+        assert opened["1100"] > 0  # the bank's balance opens the next year
+    assert balances_served(session, fake) == balances_from_lines(lines)
+    assert {stream: read(session, fake, stream) for stream in reports} == before
+
+
 def test_divisions_keep_books_of_their_own(fake, session) -> None:
     mine = read(session, fake, "transaction_lines")
     other = read(session, fake, "transaction_lines", 1002)

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from fake_exact import FakeExact
+from fake_exact.books import YEAR_END_TYPES
 from tests.conftest import (
     REPO_ROOT,
     Postgres,
@@ -133,6 +134,8 @@ class Books:
         for line in self.lines:
             account = self.chart[line["GLAccount"]]
             if account["BalanceType"] != "W":
+                continue
+            if line["Type"] in YEAR_END_TYPES:  # a closed year's result is still its result
                 continue
             amount = -cents(line["AmountDC"])
             result[line["FinancialYear"]] += amount
@@ -291,6 +294,41 @@ def test_the_marts_show_the_books_figures(warehouse, dbt: Path, tmp_path: Path):
             division,
         )
         assert cents(youngest or Decimal(0)) == books.receivables_up_to_30_days()
+
+
+def test_a_year_closed_in_exact_changes_no_figure(warehouse):
+    """The accountant runs Exact's year-end closing for the last two years: its entries (Type
+    326-328: results to retained earnings, balances closed and opened again) arrive with the
+    next `meltano run`, every reconciliation still passes and the marts show the same figures,
+    the books' figures."""
+    fake, database, project, _ = warehouse
+    figures = (
+        f"SELECT division, financial_year, financial_period, revenue, result_amount"
+        f" FROM {MELTANO_MODELS}.profit_and_loss ORDER BY 1, 2, 3",
+        f"SELECT division, gl_account_code, financial_year, financial_period, balance_dc"
+        f" FROM {MELTANO_MODELS}.balance_sheet ORDER BY 1, 2, 3, 4",
+    )
+    before = [fetch(database, query) for query in figures]
+    assert fake.close_years(1001, fake.data.today.year - 1)
+    [*_, command] = marked_commands(REPO_ROOT / "docs" / "models.md", "models-meltano")
+    ran = run_as_written(project, command, database, fake)
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 0 and "RECONCILIATION" not in output, output[-6000:]
+    [(listed,)] = fetch(
+        database,
+        f"SELECT count(*) FROM {MELTANO_MODELS}.general_ledger"
+        " WHERE division = 1001 AND entry_type BETWEEN 326 AND 328",
+    )
+    assert listed > 0  # the general ledger lists them
+    assert [fetch(database, query) for query in figures] == before
+    books = Books(fake, 1001)
+    rows = fetch(
+        database,
+        f"SELECT financial_year, sum(revenue), sum(result_amount) FROM {MELTANO_MODELS}"
+        ".profit_and_loss WHERE division = 1001 GROUP BY financial_year",
+    )
+    marts = {year: (cents(revenue), cents(result)) for year, revenue, result in rows}
+    assert {y: v for y, v in marts.items() if v != (0, 0)} == books.per_year()
 
 
 def test_a_lost_page_of_lines_fails_the_reconciliation(warehouse, dbt: Path, tmp_path: Path):

@@ -49,3 +49,11 @@
         cast({{ dbt.current_timestamp() }} as date)
     {%- endif -%}
 {%- endmacro %}
+
+{#- An entry of Exact's year-end closing (TransactionLines.Type 320-328: e.g. 326 "Year end net
+    p/l to balance sheet", 327 "Year end closing balance", 328 "Year start opening balance").
+    They restate what the running balances already give, so balances and the reconciliation with
+    ReportingBalance leave them out: the figures are the same whether or not a year was closed. -#}
+{% macro exactonline_is_year_end_entry(type_column) -%}
+    coalesce({{ exactonline_int(type_column) }} between 320 and 328, false)
+{%- endmacro %}

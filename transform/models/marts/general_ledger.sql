@@ -10,6 +10,7 @@ select
     lines.entry_number,
     lines.line_number,
     lines.entry_type,
+    lines.is_year_end_entry,
     lines.status,
     lines.transaction_date,
     lines.financial_year,

@@ -6,6 +6,8 @@
 -- balance-sheet account (BalanceType B) carries its balance from year to year; a profit-and-
 -- loss account (W) starts every year at zero; earlier years' results are carried to the
 -- retained-earnings account. So every period's closing balances sum to zero per division.
+-- Exact's year-end closing posts the same year end as entries (Types 320-328): they are left
+-- out, so a closed year shows the figures it showed before it was closed.
 with years_with_lines as (
     select division, min(financial_year) as first_year, max(financial_year) as last_year
     from {{ ref('stg_exactonline__transaction_lines') }}
@@ -29,6 +31,7 @@ movements as (
         sum(case when amount_dc < 0 then -amount_dc else 0 end) as credit_dc,
         count(*) as line_count
     from {{ ref('stg_exactonline__transaction_lines') }}
+    where not is_year_end_entry  -- a closed year's entries restate what the window sums give
     group by division, gl_account_id, financial_year, financial_period
 ),
 

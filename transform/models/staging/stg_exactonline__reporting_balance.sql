@@ -8,6 +8,7 @@ select
     {{ exactonline_int('reporting_year') }} as reporting_year,
     {{ exactonline_int('reporting_period') }} as reporting_period,
     {{ exactonline_int('type') }} as entry_type,
+    {{ exactonline_is_year_end_entry('type') }} as is_year_end_entry,
     {{ exactonline_int('status') }} as status,
     upper(balance_type) as balance_type,
     {{ exactonline_amount('amount') }} as amount,

@@ -7,6 +7,7 @@ select
     {{ exactonline_bigint('entry_number') }} as entry_number,
     {{ exactonline_int('line_number') }} as line_number,
     {{ exactonline_int('type') }} as entry_type,
+    {{ exactonline_is_year_end_entry('type') }} as is_year_end_entry,
     {{ exactonline_int('status') }} as status,
     {{ exactonline_date('date') }} as transaction_date,
     {{ exactonline_int('financial_year') }} as financial_year,
