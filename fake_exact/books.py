@@ -36,6 +36,7 @@ DIVISION_CURRENCY = "EUR"
 LINES_PER_ENTRY = 4
 BLOCK = ("sales", "sales", "purchase", "sales", "bank", "purchase", "memorial", "bank")
 PAYMENT_LAG_DAYS = 35
+EQUIPMENT_COST = 1_200_000  # cents, in the opening balance
 YEARS = 3  # the books run from 1 January two years ago to today
 
 # Exact's codes (sources in docs/fake-books.md): TransactionLines.Type (entry type), Journals.Type,
@@ -400,7 +401,7 @@ class Books:
     def _opening(self, day: date) -> Entry:
         lines = [
             Line(BANK, 2_500_000, 2_500_000, "Beginbalans bank"),
-            Line(EQUIPMENT, 1_200_000, 1_200_000, "Beginbalans inventaris"),
+            Line(EQUIPMENT, EQUIPMENT_COST, EQUIPMENT_COST, "Beginbalans inventaris"),
             Line(STOCK, 800_000, 800_000, "Beginbalans voorraad"),
         ]
         return self._balanced(0, "opening", day, CAPITAL, lines, description="Beginbalans")
@@ -589,7 +590,10 @@ class Books:
             return self._balanced(
                 entry, "memorial", day, WAGES_DUE, lines, description="Salarisjournaal"
             )
-        depreciation = 20_000 + bits % 5_000
+        # Straight-line over five years of the opening balance's equipment, however many
+        # depreciation entries the size of the books makes in a year: never below zero.
+        per_year = max(1, self.base_entries // (len(BLOCK) * 2 * YEARS))
+        depreciation = max(1, EQUIPMENT_COST // 5 // per_year)
         rent = 150_000
         lines = [
             Line(DEPRECIATION, depreciation, depreciation, "Afschrijving"),

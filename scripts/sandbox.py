@@ -5,10 +5,11 @@ Usage: uv run --only-group sandbox python scripts/sandbox.py [--dir DIR]
 `--only-group sandbox` installs Meltano alone (the fake server needs only the standard
 library), not the test and lint tools. Starts the fake Exact Online server (fake_exact) on
 127.0.0.1, points tap-exactonline at it, installs the two plugins it needs into DIR/.meltano
-(default .sandbox/), runs `meltano run tap-exactonline target-duckdb`, stops the server and
-shows where the rows landed (DIR/warehouse.duckdb, schema `exactonline`: query
-`exactonline.accounts`; the file's name is not the schema's, which would make that name
-ambiguous in DuckDB). Rate limits are lifted so the demo takes seconds, not the hour Exact's 60
+(default .sandbox/) with dbt for the models, runs `meltano run tap-exactonline target-duckdb
+dbt-duckdb:build`, stops the server and shows where the rows landed (DIR/warehouse.duckdb, schema
+`exactonline`: query `exactonline.accounts`; the file's name is not the schema's, which would
+make that name ambiguous in DuckDB), then the models' profit and loss account and balance sheet
+(schema `analytics`). Rate limits are lifted so the demo takes seconds, not the hour Exact's 60
 calls a minute would impose on ~1,000 calls.
 """
 
@@ -64,6 +65,39 @@ trial = con.execute(
 for division, total in trial:
     print(f"  division {division}: open receivables {open_items.get(division, 0):,.2f}, "
           f"trial balance {abs(total):,.2f}")
+"""
+
+# What the models (transform/, built by dbt-duckdb) make of the books: this year's profit and loss
+# account by class, and the balance sheet at the end of the last period with lines.
+REPORTS = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+for (division,) in con.execute(
+        'select distinct division from analytics.profit_and_loss order by 1').fetchall():
+    year, period = con.execute('''
+        select financial_year, financial_period
+        from analytics.general_ledger_by_period where division = ? and line_count > 0
+        order by financial_year desc, financial_period desc limit 1''', [division]).fetchone()
+    print(f"  division {division}: profit and loss {year} (periods 1-{period})")
+    lines = con.execute('''
+        select gl_classification_description, sum(result_amount) from analytics.profit_and_loss
+        where division = ? and financial_year = ? and financial_period <= ?
+        group by 1 order by sum(result_amount) < 0, min(gl_account_code)''',
+        [division, year, period]).fetchall()
+    for name, amount in lines:
+        print(f"    {name:<36} {amount:>14,.2f}")
+    print(f"    {'Result':<36} {sum(amount for _, amount in lines):>14,.2f}")
+    print(f"  division {division}: balance sheet, end of {year} period {period} (entries to date)")
+    for section in ('assets', 'liabilities_and_equity'):
+        rows = con.execute('''
+            select gl_classification_description, sum(amount) from analytics.balance_sheet
+            where division = ? and financial_year = ? and financial_period = ? and section = ?
+            group by 1 order by min(coalesce(gl_account_code, '9999'))''',
+            [division, year, period, section]).fetchall()
+        for name, amount in rows:
+            print(f"    {name:<36} {amount:>14,.2f}")
+        title = section.replace('_', ' ').capitalize()
+        print(f"    {'Total ' + title.lower():<36} {sum(a for _, a in rows):>14,.2f}")
 """
 
 # target-duckdb logs every CREATE TABLE in full (thousands of characters a line): the sandbox
@@ -130,10 +164,13 @@ def main() -> None:
             "TAP_EXACTONLINE_DIVISIONS": "[1001, 1002]",
             "TAP_EXACTONLINE_TOKEN_STORE": str(sandbox / "tokens.json"),
             "TARGET_DUCKDB_FILEPATH": str(database),
+            "DBT_DUCKDB_PATH": str(database),
             "LOGGING_CONF_FILE": str(loader_logging),
         }
-        meltano("install", "tap-exactonline", "target-duckdb", env=env)
-        meltano("run", "--full-refresh", "tap-exactonline", "target-duckdb", env=env)
+        meltano("install", "tap-exactonline", "target-duckdb", "dbt-duckdb", env=env)
+        meltano(
+            "run", "--full-refresh", "tap-exactonline", "target-duckdb", "dbt-duckdb:build", env=env
+        )
     finally:
         server.terminate()
         server.wait()
@@ -142,6 +179,9 @@ def main() -> None:
     subprocess.run([str(python), "-c", SHOW_TABLES, str(database)], check=True)
     print("\nThe books (revenue and result per financial year, in EUR):")
     subprocess.run([str(python), "-c", BOOKS_SUMMARY, str(database)], check=True)
+    dbt_python = sandbox / ".meltano" / "utilities" / "dbt-duckdb" / "venv" / "bin" / "python"
+    print("\nThe models (transform/, schema analytics), in EUR:")
+    subprocess.run([str(dbt_python), "-c", REPORTS, str(database)], check=True)
     # No duckdb command is installed: the loader's own Python has the duckdb module.
     query = (
         f"import duckdb; con = duckdb.connect('{database}', read_only=True); "

@@ -1,6 +1,7 @@
 """The README's quick start: scripts/sandbox.py, run as a new user runs it, loads both
-divisions into DuckDB, installing only the two plugins it needs, and the tables answer to
-`exactonline.<table>` (the file is not named like the schema)."""
+divisions into DuckDB, installing only the two plugins and dbt it needs, the tables answer to
+`exactonline.<table>` (the file is not named like the schema), and it ends with the models'
+profit and loss account and balance sheet, whose figures are the fake's books'."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from fake_exact import FakeExact
 from fake_exact.book_tables import profit_and_loss
+from fake_exact.books import BANK
 from scripts.sandbox import ROWS
 from tests.conftest import REPO_ROOT
 
@@ -49,6 +51,7 @@ def test_the_sandbox_loads_duckdb_with_unambiguous_names(tmp_path: Path):
         for p in kind.iterdir()
     }
     assert installed == {"tap-exactonline", "target-duckdb"}  # not target-postgres
+    assert {p.name for p in (tmp_path / ".meltano" / "utilities").iterdir()} == {"dbt-duckdb"}
     python = tmp_path / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
     query = (
         "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
@@ -63,6 +66,44 @@ def test_the_sandbox_loads_duckdb_with_unambiguous_names(tmp_path: Path):
     assert count.returncode == 0, count.stderr[-2000:]
     assert int(count.stdout) == 10_000  # 5,000 in each division
     assert_books_summary(result.stdout)
+    assert_reports(result.stdout)
+
+
+def sandbox_books() -> FakeExact:
+    """The fake the sandbox starts (same seed, sizes and day), not started: its books only."""
+    rows = dict(pair.split("=") for pair in ROWS.split(","))
+    return FakeExact(
+        divisions=(1001, 1002), rows={k: int(v) for k, v in rows.items()}, default_rows=120
+    )
+
+
+def assert_reports(stdout: str) -> None:
+    """The models' profit and loss account and balance sheet show this year's revenue and
+    result and the bank's balance as the fake's books have them, and the balance sheet
+    balances."""
+    reports = stdout.split("The models (transform/, schema analytics), in EUR:\n", 1)[1]
+    fake = sandbox_books()
+    for division in (1001, 1002):
+        books, refs = fake.data.books(division)
+        year = books.today.year
+        revenue, costs = profit_and_loss(books, refs, year, range(1, 13))
+        bank = sum(
+            totals[0] for (role, *_), totals in books.aggregates().balances.items() if role == BANK
+        )
+        shown = reports.split(f"  division {division}: profit and loss {year} ", 1)[1]
+        shown = shown.split("\n  division ", 2)
+        shown = "\n".join(shown[:2])
+        for name, amount in (
+            ("Netto-omzet", revenue),
+            ("Result", revenue - costs),
+            ("Liquide middelen", bank),
+        ):
+            line = f"    {name:<36} {amount / 100:>14,.2f}"
+            assert line in shown.splitlines(), (line, shown)
+        totals = re.findall(
+            r"^    Total (?:assets|liabilities and equity) +([-\d,.]+)$", shown, re.M
+        )
+        assert len(totals) == 2 and totals[0] == totals[1], shown
 
 
 def assert_books_summary(stdout: str) -> None:
@@ -75,10 +116,7 @@ def assert_books_summary(stdout: str) -> None:
             r"^  (\d{4}) +(\d{4}) +([-\d,.]+) +([-\d,.]+)$", summary, re.MULTILINE
         )
     }
-    rows = dict(pair.split("=") for pair in ROWS.split(","))
-    fake = FakeExact(
-        divisions=(1001, 1002), rows={k: int(v) for k, v in rows.items()}, default_rows=120
-    )
+    fake = sandbox_books()
     expected = {}
     for division in (1001, 1002):
         books, refs = fake.data.books(division)
