@@ -127,50 +127,52 @@ def meltano(*args: str, env: dict[str, str]) -> None:
         raise SystemExit(f"meltano {args[0]} failed")
 
 
+def start_pipeline(
+    sandbox: Path, divisions: tuple[int, ...], rows: str
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """A new fake Exact server with books of `rows`, and the environment in which this
+    repository's Meltano project reads it into `sandbox`/warehouse.duckdb, its plugins, state
+    and logs in `sandbox`/.meltano."""
+    database = sandbox / "warehouse.duckdb"
+    sandbox.mkdir(parents=True, exist_ok=True)
+    # Every run talks to a new fake server: start a new token chain and a new database.
+    for stale in (sandbox / "tokens.json", database, database.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    unlimited = ("--minutely-limit", "1000000", "--daily-limit", "1000000")
+    numbers = ",".join(map(str, divisions))
+    server, url = spawn_fake_exact(
+        "--divisions", numbers, "--default-rows", "120", "--rows", rows, *unlimited
+    )
+    loader_logging = sandbox / "loader-logging.conf"
+    loader_logging.write_text(LOADER_LOGGING)
+    print(f"Fake Exact Online server: {url}")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TAP_EXACTONLINE_")},
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_SYS_DIR_ROOT": str(sandbox / ".meltano"),
+        "TAP_EXACTONLINE_BASE_URL": url,
+        "TAP_EXACTONLINE_CLIENT_ID": "fake-client-id",
+        "TAP_EXACTONLINE_CLIENT_SECRET": "fake-client-secret",
+        "TAP_EXACTONLINE_REFRESH_TOKEN": "fake-initial-refresh-token",
+        "TAP_EXACTONLINE_DIVISIONS": f"[{numbers}]",
+        "TAP_EXACTONLINE_TOKEN_STORE": str(sandbox / "tokens.json"),
+        "TARGET_DUCKDB_FILEPATH": str(database),
+        "DBT_DUCKDB_PATH": str(database),
+        "LOGGING_CONF_FILE": str(loader_logging),
+    }
+    return server, env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="The pipeline against a fake Exact server.")
     parser.add_argument("--dir", type=Path, default=REPO / ".sandbox", help="default .sandbox/")
     sandbox = parser.parse_args().dir.resolve()
     database = sandbox / "warehouse.duckdb"
-    sandbox.mkdir(parents=True, exist_ok=True)
-    # Every sandbox run talks to a new fake server: start a new token chain and a new database.
-    for stale in (sandbox / "tokens.json", database, database.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
-    server, url = spawn_fake_exact(
-        "--divisions",
-        "1001,1002",
-        "--default-rows",
-        "120",
-        "--rows",
-        ROWS,
-        "--minutely-limit",
-        "1000000",
-        "--daily-limit",
-        "1000000",
-    )
-    loader_logging = sandbox / "loader-logging.conf"
-    loader_logging.write_text(LOADER_LOGGING)
-    print(f"Fake Exact Online server: {url}")
+    server, env = start_pipeline(sandbox, (1001, 1002), ROWS)
     try:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("TAP_EXACTONLINE_")},
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            # Plugins, state and logs of the sandbox stay in its folder.
-            "MELTANO_SYS_DIR_ROOT": str(sandbox / ".meltano"),
-            "TAP_EXACTONLINE_BASE_URL": url,
-            "TAP_EXACTONLINE_CLIENT_ID": "fake-client-id",
-            "TAP_EXACTONLINE_CLIENT_SECRET": "fake-client-secret",
-            "TAP_EXACTONLINE_REFRESH_TOKEN": "fake-initial-refresh-token",
-            "TAP_EXACTONLINE_DIVISIONS": "[1001, 1002]",
-            "TAP_EXACTONLINE_TOKEN_STORE": str(sandbox / "tokens.json"),
-            "TARGET_DUCKDB_FILEPATH": str(database),
-            "DBT_DUCKDB_PATH": str(database),
-            "LOGGING_CONF_FILE": str(loader_logging),
-        }
         meltano("install", "tap-exactonline", "target-duckdb", "dbt-duckdb", env=env)
-        meltano(
-            "run", "--full-refresh", "tap-exactonline", "target-duckdb", "dbt-duckdb:build", env=env
-        )
+        pipeline = ("tap-exactonline", "target-duckdb", "dbt-duckdb:build")
+        meltano("run", "--full-refresh", *pipeline, env=env)
     finally:
         server.terminate()
         server.wait()

@@ -129,6 +129,20 @@ class Postgres:
     def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
         return psycopg.connect(self.conninfo, autocommit=True)
 
+    def psql_env(self, path: str) -> dict[str, str]:
+        """The variables psql reads the server from, and pgserver's psql first on `path`."""
+        import pgserver  # noqa: PLC0415  (see the postgres fixture)
+
+        client = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+            "PGDATABASE": self.database,
+            "PATH": f"{client}{os.pathsep}{path}",
+        }
+
     def target_env(self, schema: str = "exactonline") -> dict[str, str]:
         """TARGET_POSTGRES_* variables for `meltano run/invoke ... target-postgres`."""
         return {

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -163,6 +166,7 @@ class Project:
     database: Postgres
     token_store: Path
     hub: HubStandIn
+    printed: dict[str, str]
 
     def row_counts(self, stream: str) -> dict[int, int]:
         with self.database.connect() as connection:
@@ -175,8 +179,11 @@ class Project:
         return {d: self.fake.row_count(stream, d) for d in DIVISIONS}
 
 
-def run_as_written(commands: list[str], cwd: Path, env: dict[str, str]) -> Path:
-    """Run each line as a shell would, unchanged; returns the folder the last `cd` left."""
+def run_as_written(
+    commands: list[str], cwd: Path, env: dict[str, str], printed: dict[str, str] | None = None
+) -> Path:
+    """Run each line as a shell would, unchanged (what it printed into `printed`); returns the
+    folder the last `cd` left."""
     for command in commands:
         if command.startswith("cd "):
             cwd = cwd / shlex.split(command)[1]
@@ -202,6 +209,8 @@ def run_as_written(commands: list[str], cwd: Path, env: dict[str, str]) -> Path:
             f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
         )
         assert "Traceback" not in result.stderr, command
+        if printed is not None:
+            printed[command] = result.stdout
     return cwd
 
 
@@ -239,8 +248,11 @@ def first_run(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -> I
             # The fake server's rows changed on 2021-01-01 (a start in 2024 would skip them).
             "TAP_EXACTONLINE_START_DATE": "2021-01-01",
         }
-        root = run_as_written(marked_commands(README, "first-run"), users_folder, env)
-        yield Project(root, env, fake, database, token_store, hub)
+        printed: dict[str, str] = {}
+        commands = marked_commands(README, "first-run")
+        env |= database.psql_env(env["PATH"])  # the README's query, as a user's shell has it
+        root = run_as_written(commands, users_folder, env, printed)
+        yield Project(root, env, fake, database, token_store, hub, printed)
 
 
 def test_the_readme_first_run_works_as_written(first_run: Project):
@@ -263,6 +275,26 @@ def test_the_readme_first_run_works_as_written(first_run: Project):
     # The secret went to .env (sensitive), which `meltano init` git-ignores.
     assert "YOUR_CLIENT_SECRET" in (first_run.root / ".env").read_text()
     assert "YOUR_CLIENT_SECRET" not in meltano_yml
+
+
+def test_the_first_run_ends_with_each_years_result(first_run: Project):
+    """The README's query prints the result per division and financial year: revenue less
+    costs, worked out here from the rows the fake serves (credit on P&L accounts positive)."""
+    [query] = [c for c in marked_commands(README, "first-run") if c.startswith("psql ")]
+    shown = {
+        (int(division), int(year)): Decimal(result)
+        for division, year, result in re.findall(
+            r"^\s*(\d+) \|\s+(\d{4}) \|\s+(-?\d+\.\d\d)$", first_run.printed[query], re.M
+        )
+    }
+    expected: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for division in DIVISIONS:
+        chart = {row["ID"]: row for row in first_run.fake.expected_rows("gl_accounts", division)}
+        for line in first_run.fake.expected_rows("transaction_lines", division):
+            if chart[line["GLAccount"]]["BalanceType"] == "W":
+                key = (division, line["FinancialYear"])
+                expected[key] -= Decimal(str(line["AmountDC"]))
+    assert shown == expected and len(shown) >= 2 * len(DIVISIONS), first_run.printed[query]
 
 
 def test_the_nightly_schedule_works_as_written(first_run: Project):

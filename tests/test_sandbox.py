@@ -133,3 +133,26 @@ def assert_books_summary(stdout: str) -> None:
             f"division {division}: open receivables {receivables / 100:,.2f}, trial balance 0.00"
         ) in summary
     assert shown == expected
+
+
+def test_the_models_benchmark_runs_and_prints_its_figures(tmp_path: Path):
+    """scripts/benchmark_models.py (docs/benchmark.md) on a small division: the load's time,
+    then one line per build with dbt's count of what passed: every model and test."""
+    result = subprocess.run(
+        [
+            *(sys.executable, str(REPO_ROOT / "scripts" / "benchmark_models.py"), "2000"),
+            *("--repeat", "1", "--dir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    load = r"^load \(Meltano, tap-exactonline, target-duckdb\): \d+\.\d s$"
+    assert re.search(load, result.stdout, re.MULTILINE)
+    [(passed, total)] = re.findall(
+        r"^    2000     1 +\d+\.\d  (\d+) of (\d+) models and tests passed$", result.stdout, re.M
+    )
+    assert passed == total and int(total) > 50
+    assert (tmp_path / "target" / "run_results.json").exists()  # not in the checkout's transform/
