@@ -18,12 +18,15 @@ from fake_exact.books import (
     _SUPPLIER_TRADES,
     _SURNAMES,
     _TRADES,
+    BLOCK,
     CHART,
     CLASSIFICATIONS,
     COST_OF_GOODS,
+    DIVISION_CURRENCY,
     ENTRY_TYPE,
     JOURNAL_OF,
     JOURNALS,
+    LINES_PER_ENTRY,
     RETAINED,
     REVENUE_HIGH,
     REVENUE_LOW,
@@ -72,6 +75,7 @@ class Refs:
                 "gl_schemes",
                 "financial_periods",
                 "contacts",
+                "purchase_invoices",
             )
         }
         self.entry_prefix = guid_prefix(seed, "entries", division, "EntryID")
@@ -481,6 +485,96 @@ def transaction_line_values(refs: Refs, row: int) -> Values:
     }
 
 
+# --- invoices -------------------------------------------------------------------------------------
+
+
+def invoice_entry(books: Books, kind: str, number: int) -> Entry | None:
+    """The `number`-th generated entry of `kind` (sales or purchase: their places in BLOCK), going
+    round them when a table has more rows than the books have invoices; None if there is none."""
+    if books.base_entries == 0:
+        return None
+    places = [place for place, name in enumerate(BLOCK) if name == kind]
+    # Whole entries only: the last generated one may be cut short by the table's size.
+    whole = books.base_entries - (books.line_count(books.base_entries - 1) < LINES_PER_ENTRY)
+    total = sum(max(0, -(-(whole - 1 - place) // len(BLOCK))) for place in places)
+    if total == 0:
+        return None
+    # In index order: only the last block can be partial, and it holds the first places.
+    block, at = divmod(number % total, len(places))
+    return books.entry(1 + block * len(BLOCK) + places[at])
+
+
+# Exact's purchase/PurchaseInvoices: Type 8033 purchase invoice, Status 50 processed, Source 3
+# purchase invoice (Exact's reference as exactonline-api-dotnet-client documents it).
+PURCHASE_INVOICE_CONSTANTS: Values = {
+    "Currency": DIVISION_CURRENCY,
+    "ExchangeRate": 1.0,
+    "Journal": JOURNALS[JOURNAL_OF["purchase"]].code,
+    "Source": 3,
+    "Status": STATUS_PROCESSED,
+    "Type": 8033,
+    # What the books do not have: no discounts, no documents, contacts, warehouses or remarks.
+    **dict.fromkeys(("AmountDiscount", "AmountDiscountExclVat", "Discount"), 0.0),
+    **dict.fromkeys(("ContactPerson", "Document", "PaymentCondition", "PaymentReference")),
+    **dict.fromkeys(("Remarks", "Warehouse")),
+}
+PURCHASE_INVOICE_LINE_CONSTANTS: Values = {
+    "Discount": 0.0,
+    "Rebill": False,
+    **dict.fromkeys(("CostCenter", "CostUnit", "CustomField", "Expense", "ExpenseDescription")),
+    **dict.fromkeys(("Item", "ItemUnit", "Notes", "Project", "PurchaseOrderLine", "Unit")),
+}
+
+
+def purchase_invoice_values(refs: Refs, row: int) -> Values:
+    """A purchase invoice as the purchase entry behind it has it: the creditor line's total, the
+    VAT line, the supplier, dates and period; EntryNumber joins it to TransactionLines."""
+    entry = invoice_entry(refs.books, "purchase", row)
+    if entry is None:
+        return {}
+    total, vat = -entry.lines[0].amount_dc, entry.lines[-1].amount_dc
+    return {
+        "Amount": cents(total),
+        "AmountDC": cents(total),
+        "AmountFCExclVat": cents(total - vat),
+        "VATAmount": cents(vat),
+        "Description": entry.lines[0].description,
+        "EntryNumber": entry.number,
+        "InvoiceDate": date_value(entry.day),
+        "DueDate": None if entry.due is None else date_value(entry.due),
+        "FinancialYear": entry.day.year,
+        "FinancialPeriod": entry.day.month,
+        "Supplier": refs.id("accounts", entry.account),
+        "YourRef": entry.lines[0].description.rsplit(" ", 1)[-1],
+    }
+
+
+def purchase_invoice_line_values(refs: Refs, row: int) -> Values:
+    """Line 1 or 2 of the purchase invoice of row `row // 2` (its cost lines in the ledger)."""
+    invoice_row, number = divmod(row, 2)
+    entry = invoice_entry(refs.books, "purchase", invoice_row)
+    if entry is None:
+        return {}
+    line = entry.lines[1 + number]
+    vat = refs.vat(line.vat if line.vat is not None else VAT_HIGH)
+    return {
+        "Amount": cents(line.amount_dc),
+        "AmountDC": cents(line.amount_dc),
+        "Currency": DIVISION_CURRENCY,
+        "Description": line.description,
+        "InvoiceID": refs.id("purchase_invoices", invoice_row),
+        "InvoiceType": 8033,
+        "LineNumber": 1 + number,
+        "NetPrice": cents(line.amount_dc),
+        "Quantity": 1.0,
+        "QuantityInDefaultUnits": 1.0,
+        "UnitPrice": cents(line.amount_dc),
+        "VATAmount": cents(line.vat_fc or 0),
+        "VATCode": vat.code,
+        "VATPercentage": vat.percentage,
+    }
+
+
 LINE_CONSTANTS: Values = {
     **dict.fromkeys(_EMPTY_LINE_FIELDS),
     "LineType": 0,
@@ -501,6 +595,8 @@ ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
     "financial_periods": (period_values, {}),
     "accounts": (account_values, {}),
     "items": (item_values, {}),
+    "purchase_invoices": (purchase_invoice_values, PURCHASE_INVOICE_CONSTANTS),
+    "purchase_invoice_lines": (purchase_invoice_line_values, PURCHASE_INVOICE_LINE_CONSTANTS),
     "contacts": (contact_values, {}),
     "addresses": (address_values, {}),
 }

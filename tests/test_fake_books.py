@@ -354,6 +354,43 @@ def test_a_closed_year_moves_its_result_and_restates_the_balances_leaving_report
     assert {stream: read(session, fake, stream) for stream in reports} == before
 
 
+def test_purchase_invoices_are_the_purchase_entries(fake, session) -> None:
+    """Each purchase invoice (purchase/PurchaseInvoices) is a purchase entry of the ledger: the
+    lines of its EntryNumber hold its total on the creditors' account (GLAccounts.Type 22), its
+    VAT, its supplier and its date; its lines (PurchaseInvoiceLines, by InvoiceID) are the
+    entry's cost lines."""
+    accounts = chart(session, fake)
+    by_entry: dict[int, list[dict]] = defaultdict(list)
+    for line in read(session, fake, "transaction_lines"):
+        by_entry[line["EntryNumber"]].append(line)
+    invoice_lines: dict[str, list[dict]] = defaultdict(list)
+    for row in read(session, fake, "purchase_invoice_lines"):
+        invoice_lines[row["InvoiceID"]].append(row)
+    invoices = read(session, fake, "purchase_invoices")
+    assert len({invoice["EntryNumber"] for invoice in invoices}) == len(invoices) == 130
+    with_lines = 0
+    for invoice in invoices:
+        entry = by_entry[invoice["EntryNumber"]]
+
+        def amounts(matches, entry=entry) -> list[int]:
+            return [
+                cents(line["AmountDC"]) for line in entry if matches(accounts[line["GLAccount"]])
+            ]
+
+        assert {line["Type"] for line in entry} == {30}, invoice["EntryNumber"]
+        assert amounts(lambda gl: gl["Type"] == 22) == [-cents(invoice["AmountDC"])]
+        assert sum(amounts(lambda gl: gl["Type"] == 24)) == cents(invoice["VATAmount"])
+        assert {line["Account"] for line in entry} == {invoice["Supplier"]}
+        assert {wire_day(line["Date"]) for line in entry} == {wire_day(invoice["InvoiceDate"])}
+        mine = invoice_lines.pop(invoice["ID"], [])
+        if mine:  # the lines table has lines for its first invoices (tables keep their sizes)
+            with_lines += 1
+            costs = amounts(lambda gl: gl["BalanceType"] == "W")
+            assert sorted(cents(row["AmountDC"]) for row in mine) == sorted(costs)
+            assert [row["LineNumber"] for row in mine] == [1, 2]
+    assert with_lines == 65 and not invoice_lines  # every line belongs to an invoice
+
+
 def test_divisions_keep_books_of_their_own(fake, session) -> None:
     mine = read(session, fake, "transaction_lines")
     other = read(session, fake, "transaction_lines", 1002)
