@@ -541,6 +541,8 @@ class Books:
         if invoice in self.changes.deleted or invoice >= self.entries():
             return None
         paid = self.entry(invoice)
+        if paid.kind not in ("sales", "purchase"):  # an added entry where the pattern had one
+            return None
         header = paid.lines[0]
         return paid, header.amount_dc, header.amount_fc
 
@@ -590,8 +592,9 @@ class Books:
             return self._balanced(
                 entry, "memorial", day, WAGES_DUE, lines, description="Salarisjournaal"
             )
-        # Straight-line over five years of the opening balance's equipment, however many
-        # depreciation entries the size of the books makes in a year: never below zero.
+        # About three fifths of the opening balance's equipment over the books' span (five
+        # years' straight line over three), however many depreciation entries the size of the
+        # books makes: never below zero.
         per_year = max(1, self.base_entries // (len(BLOCK) * 2 * YEARS))
         depreciation = max(1, EQUIPMENT_COST // 5 // per_year)
         rent = 150_000

@@ -6,7 +6,7 @@ Usage: uv run --only-group sandbox python scripts/benchmark_models.py [LINES] [-
        (default: 300000 lines, 3 builds)
 
 Prints the load's wall time once, then per build its wall time and dbt's count of models and
-tests (a build that fails is reported as such: the figure would mean nothing). The plugins and
+tests (a build that fails stops the script: its time would mean nothing). The plugins and
 the warehouse stay in --dir (default: a new temporary folder).
 """
 

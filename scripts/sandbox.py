@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from fake_exact.process import spawn_fake_exact  # noqa: E402
 
 MELTANO = Path(sys.executable).with_name("meltano")
+OWN_SETTINGS = ("TAP_EXACTONLINE_", "EXACTONLINE_", "DBT_DUCKDB_", "TARGET_DUCKDB_")
 ROWS = "transaction_lines=5000,items=40,accounts=1500"
 SHOW_TABLES = """
 import duckdb, sys
@@ -147,7 +148,8 @@ def start_pipeline(
     loader_logging.write_text(LOADER_LOGGING)
     print(f"Fake Exact Online server: {url}")
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TAP_EXACTONLINE_")},
+        # The user's own settings for the tap and the models stay out of the sandbox.
+        **{k: v for k, v in os.environ.items() if not k.startswith(OWN_SETTINGS)},
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "MELTANO_SYS_DIR_ROOT": str(sandbox / ".meltano"),
         "TAP_EXACTONLINE_BASE_URL": url,
