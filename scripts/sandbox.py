@@ -97,8 +97,8 @@ for (division,) in con.execute(
             [division, year, period, section]).fetchall()
         for name, amount in rows:
             print(f"    {name:<36} {amount:>14,.2f}")
-        title = section.replace('_', ' ').capitalize()
-        print(f"    {'Total ' + title.lower():<36} {sum(a for _, a in rows):>14,.2f}")
+        title = 'Total ' + section.replace('_', ' ')
+        print(f"    {title:<36} {sum(a for _, a in rows):>14,.2f}")
 """
 
 # target-duckdb logs every CREATE TABLE in full (thousands of characters a line): the sandbox

@@ -39,6 +39,7 @@ import requests
 import yaml
 
 from fake_exact import FakeExact
+from fake_exact.books import YEAR_END_TYPES
 from tests.conftest import (
     _MELTANO_DEFAULTS,
     _SCRUBBED_PREFIXES,
@@ -289,9 +290,8 @@ def results_per_year(fake: FakeExact) -> dict[tuple[int, int], Decimal]:
     for division in DIVISIONS:
         chart = {row["ID"]: row for row in fake.expected_rows("gl_accounts", division)}
         for line in fake.expected_rows("transaction_lines", division):
-            if chart[line["GLAccount"]]["BalanceType"] == "W" and line["Type"] not in range(
-                320, 329
-            ):
+            on_profit_and_loss = chart[line["GLAccount"]]["BalanceType"] == "W"
+            if on_profit_and_loss and line["Type"] not in YEAR_END_TYPES:
                 results[(division, line["FinancialYear"])] -= Decimal(str(line["AmountDC"]))
     return dict(results)
 
