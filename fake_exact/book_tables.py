@@ -78,6 +78,8 @@ class Refs:
                 "purchase_invoices",
             )
         }
+        # A sales invoice's key on the header-only endpoints, and its InvoiceID everywhere.
+        self._prefix["sales_invoices"] = guid_prefix(seed, "sales_invoices", division, "InvoiceID")
         self.entry_prefix = guid_prefix(seed, "entries", division, "EntryID")
 
     def id(self, stream: str, row: int | None) -> str | None:
@@ -575,14 +577,192 @@ def purchase_invoice_line_values(refs: Refs, row: int) -> Values:
     }
 
 
+# Exact's SalesInvoices: Type 8020 sales invoice, Status 50 processed; Warehouse is for direct
+# sales invoices only, withholding tax is not supported in the Netherlands (Exact's reference as
+# picqer/exact-php-client's SyncSalesInvoice copies it).
+SALES_INVOICE_CONSTANTS: Values = {
+    "Journal": JOURNALS[JOURNAL_OF["sales"]].code,
+    "JournalDescription": JOURNALS[JOURNAL_OF["sales"]].description,
+    "Status": STATUS_PROCESSED,
+    "StatusDescription": "Verwerkt",
+    "Type": 8020,
+    "TypeDescription": "Verkoopfactuur",
+    "Discount": 0.0,
+    **dict.fromkeys(("AmountDiscount", "AmountDiscountExclVat", "GAccountAmountFC"), 0.0),
+    **dict.fromkeys(("CostCenter", "CostCenterDescription", "CostUnit", "CostUnitDescription")),
+    **dict.fromkeys(("Document", "DocumentNumber", "DocumentSubject", "Employee", "Notes")),
+    **dict.fromkeys(("PaymentCondition", "PaymentConditionDescription", "PaymentReference")),
+    **dict.fromkeys(("Project", "ProjectDescription", "ProjectWBS", "ProjectWBSDescription")),
+    **dict.fromkeys(("SalesOrder", "SalesOrderLine", "SalesOrderLineNumber", "SalesOrderNumber")),
+    **dict.fromkeys(("Salesperson", "SalespersonFullName", "Subscription", "Warehouse")),
+    **dict.fromkeys(("Remarks", "ExtraDutyAmountFC", "ExtraDutyPercentage", "IsExtraDuty")),
+    **dict.fromkeys(("WithholdingTaxAmountFC", "WithholdingTaxBaseAmount")),
+    "WithholdingTaxPercentage": None,
+    "DiscountType": 1,  # 1 discount percentage (none given)
+    # What the books do not keep: no contact persons, price lists, channels, incoterms, tax
+    # schedules, selection codes, shipping methods, periods or the starter's status.
+    **dict.fromkeys(("DeliverToAddress", "DeliveryDate", "StartTime", "EndTime", "OrderNumber")),
+    **dict.fromkeys(("CustomerItemCode", "CustomField", "EmployeeFullName")),
+    **dict.fromkeys(("IncotermAddress", "IncotermCode", "IncotermVersion")),
+    **dict.fromkeys(("Pricelist", "PricelistDescription", "SubscriptionDescription")),
+    **dict.fromkeys(("SalesChannel", "SalesChannelCode", "SalesChannelDescription")),
+    **dict.fromkeys(("SelectionCode", "SelectionCodeCode", "SelectionCodeDescription")),
+    **dict.fromkeys(("ShippingMethod", "ShippingMethodCode", "ShippingMethodDescription")),
+    **dict.fromkeys(("StarterSalesInvoiceStatus", "StarterSalesInvoiceStatusDescription")),
+    **dict.fromkeys(("TaxSchedule", "TaxScheduleCode", "TaxScheduleDescription")),
+    **{
+        f"{party}ContactPerson{suffix}": None
+        for party in ("InvoiceTo", "OrderedBy", "DeliverTo")
+        for suffix in ("", "FullName")
+    },
+}
+# sync/SalesInvoice/SalesInvoices serves header and lines as rows: LineNumber 0 the invoice,
+# 1 and 2 its lines (REFERENCE.md, "Header/line endpoints"); the other endpoints a row per
+# invoice (SalesInvoices) or per line (SalesInvoiceLines).
+SALES_INVOICE_SYNC_ROWS = 3
+
+
+def _sales_invoice(refs: Refs, invoice_row: int) -> tuple[Entry, Values] | None:
+    """The sales entry behind an invoice and what every row of the invoice says about it."""
+    entry = invoice_entry(refs.books, "sales", invoice_row)
+    if entry is None:
+        return None
+    customer = refs.id("accounts", entry.account)
+    name = refs.account(entry.account)[1]
+    return entry, {
+        "InvoiceID": refs.id("sales_invoices", invoice_row),
+        "InvoiceNumber": entry.number,
+        "InvoiceDate": date_value(entry.day),
+        "OrderDate": date_value(entry.day),
+        "DueDate": None if entry.due is None else date_value(entry.due),
+        "Currency": entry.currency,
+        "YourRef": entry.your_ref,
+        **dict.fromkeys(("InvoiceTo", "OrderedBy", "DeliverTo"), customer),
+        **dict.fromkeys(("InvoiceToName", "OrderedByName", "DeliverToName"), name),
+    }
+
+
+def _sales_invoice_totals(entry: Entry) -> Values:
+    """The header's figures: the debtors' line (the total with VAT) and the VAT line."""
+    header, vat = entry.lines[0], entry.lines[-1]
+    return {
+        "AmountDC": cents(header.amount_dc),
+        "AmountFC": cents(header.amount_fc),
+        "AmountFCExclVat": cents(header.amount_fc + vat.amount_fc),
+        "VATAmountDC": cents(-vat.amount_dc),
+        "VATAmountFC": cents(-vat.amount_fc),
+        "Description": header.description,
+    }
+
+
+def _sales_invoice_line(refs: Refs, entry: Entry, number: int) -> Values:
+    """Invoice line `number` (1 or 2): a revenue line of the entry, with its sign turned (an
+    invoice's lines are positive; the ledger books revenue on the credit side)."""
+    line = entry.lines[number]
+    gl_row = refs.books.gl_row(line.gl)
+    vat = refs.vat(line.vat if line.vat is not None else VAT_HIGH)
+    quantity = line.quantity or 1
+    item = None if line.item is None else item_values(refs, line.item)
+    return {
+        "AmountDC": cents(-line.amount_dc),
+        "AmountFC": cents(-line.amount_fc),
+        "Description": line.description,
+        "GLAccount": refs.id("gl_accounts", gl_row),
+        "GLAccountDescription": refs.gl(gl_row).description,
+        "Item": refs.id("items", line.item),
+        "ItemCode": None if item is None else item["Code"],
+        "ItemDescription": None if item is None else item["Description"],
+        "LineNumber": number,
+        "NetPrice": cents(-line.amount_fc // quantity),
+        "UnitPrice": cents(-line.amount_fc // quantity),
+        "Quantity": float(quantity),
+        "UnitCode": "stuk",
+        "UnitDescription": "Stuk",
+        "VATAmountDC": cents(round(-(line.vat_fc or 0) * entry.rate)),
+        "VATAmountFC": cents(-(line.vat_fc or 0)),
+        "VATCode": vat.code,
+        "VATCodeDescription": vat.description,
+        "VATPercentage": vat.percentage,
+    }
+
+
+# Fields of a sync row that only a line fills.
+_LINE_ONLY = (
+    "GLAccount",
+    "GLAccountDescription",
+    "Item",
+    "ItemCode",
+    "ItemDescription",
+    "NetPrice",
+    "UnitPrice",
+    "Quantity",
+    "UnitCode",
+    "UnitDescription",
+    "VATCode",
+    "VATCodeDescription",
+    "VATPercentage",
+)
+
+
+def sales_invoice_values(refs: Refs, row: int) -> Values:
+    """A sales invoice (SalesInvoices on the standard and bulk APIs) as its sales entry has it:
+    InvoiceNumber is the entry's EntryNumber (Exact copies it there when the invoice is
+    processed), the total with VAT is the debtors' line."""
+    found = _sales_invoice(refs, row)
+    if found is None:
+        return {}
+    entry, invoice = found
+    return {**invoice, **_sales_invoice_totals(entry)}
+
+
+def sales_invoice_sync_values(refs: Refs, row: int) -> Values:
+    """Row `row` of sync/SalesInvoice/SalesInvoices: the header (LineNumber 0, the invoice's
+    figures; line fields empty) or line 1 or 2 (the line's figures; AmountFCExclVat, which
+    Exact supports for the header only, empty), each with the invoice's own fields."""
+    invoice_row, number = divmod(row, SALES_INVOICE_SYNC_ROWS)
+    found = _sales_invoice(refs, invoice_row)
+    if found is None:
+        return {}
+    entry, invoice = found
+    if number == 0:
+        return {
+            **invoice,
+            **_sales_invoice_totals(entry),
+            **dict.fromkeys(_LINE_ONLY),
+            "LineNumber": 0,
+        }
+    return {**invoice, **_sales_invoice_line(refs, entry, number), "AmountFCExclVat": None}
+
+
+def sales_invoice_line_values(refs: Refs, row: int) -> Values:
+    """Line 1 or 2 of the sales invoice of row `row // 2` (SalesInvoiceLines)."""
+    invoice_row, number = divmod(row, 2)
+    entry = invoice_entry(refs.books, "sales", invoice_row)
+    if entry is None:
+        return {}
+    return {
+        "InvoiceID": refs.id("sales_invoices", invoice_row),
+        **_sales_invoice_line(refs, entry, 1 + number),
+    }
+
+
 LINE_CONSTANTS: Values = {
     **dict.fromkeys(_EMPTY_LINE_FIELDS),
     "LineType": 0,
     "Status": STATUS_PROCESSED,
 }
-# Streams with one row per row of another, unless a test sizes them itself: every G/L account
-# has its one classification in the scheme (an account left out would fall out of reports).
-SIZED_LIKE = {"gl_account_classification_mappings": "gl_accounts"}
+# Streams sized by another, unless a test sizes them itself: (that stream, its rows -> these).
+# Every G/L account has its one classification in the scheme (an account left out would fall
+# out of reports); every invoice has its lines (a line of no invoice would point nowhere).
+SIZED_LIKE: dict[str, tuple[str, Callable[[int], int]]] = {
+    "gl_account_classification_mappings": ("gl_accounts", lambda accounts: accounts),
+    "purchase_invoice_lines": ("purchase_invoices", lambda invoices: 2 * invoices),
+    # The line rows of sync/SalesInvoice/SalesInvoices: all but one row of each invoice.
+    "sales_invoice_lines": (
+        "sales_invoices",
+        lambda rows: rows - -(-rows // SALES_INVOICE_SYNC_ROWS),
+    ),
+}
 # stream -> (the fields the books give a row, the fields they give every row alike)
 ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
     "transaction_lines": (transaction_line_values, LINE_CONSTANTS),
@@ -597,9 +777,19 @@ ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
     "items": (item_values, {}),
     "purchase_invoices": (purchase_invoice_values, PURCHASE_INVOICE_CONSTANTS),
     "purchase_invoice_lines": (purchase_invoice_line_values, PURCHASE_INVOICE_LINE_CONSTANTS),
+    "sales_invoices": (sales_invoice_sync_values, SALES_INVOICE_CONSTANTS),
+    "sales_invoice_lines": (sales_invoice_line_values, SALES_INVOICE_CONSTANTS),
     "contacts": (contact_values, {}),
     "addresses": (address_values, {}),
 }
+# Where an entity's other endpoints have other rows: (stream, API) -> as in ROW_VALUES.
+ROW_VALUES_ON_API = {
+    ("sales_invoices", api): (sales_invoice_values, SALES_INVOICE_CONSTANTS)
+    for api in ("standard", "bulk")
+}
+# Rows of the default (sync) endpoint per row of those header-only endpoints: they hold as many
+# invoices as it does.
+ROWS_PER_HEADER = {"sales_invoices": SALES_INVOICE_SYNC_ROWS}
 
 
 # --- aggregates ----------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from fake_exact.book_tables import (
     COMPUTED,
     KEY_OF,
     ROW_VALUES,
+    ROW_VALUES_ON_API,
+    ROWS_PER_HEADER,
     SIZED_LIKE,
     Computed,
     Refs,
@@ -838,8 +840,9 @@ class Dataset:
             return 1  # one row per division (settings)
         if spec.name in self._rows:
             return self._rows[spec.name]
-        if spec.name in SIZED_LIKE:  # one row per row of another stream (the books' rule)
-            return self.rows_for(self.specs[SIZED_LIKE[spec.name]])
+        if spec.name in SIZED_LIKE:  # sized by another stream (the books' rule)
+            other, rows = SIZED_LIKE[spec.name]
+            return rows(self.rows_for(self.specs[other]))
         if self._default_rows is not None:
             return self._default_rows
         return 1500 if spec.api in ("sync", "bulk") else 130
@@ -864,9 +867,10 @@ class Dataset:
         values = None
         fields: frozenset[str] = frozenset()
         same_in_every_row: Values = {}
-        if division and spec.name in ROW_VALUES:
+        book_rows = ROW_VALUES_ON_API.get((spec.name, spec.api)) or ROW_VALUES.get(spec.name)
+        if division and book_rows:
             refs = self.books(division)[1]
-            row_values, same_in_every_row = ROW_VALUES[spec.name]
+            row_values, same_in_every_row = book_rows
             fields = frozenset(row_values(refs, 0))
 
             def values(index: int) -> Values:
@@ -882,7 +886,10 @@ class Dataset:
             book_fields=fields,
             book_constants=same_in_every_row,
         )
-        return Table(factory, self.rows_for(self.specs[spec.name]))
+        rows = self.rows_for(self.specs[spec.name])
+        if spec.api != self.specs[spec.name].api and spec.name in ROWS_PER_HEADER:
+            rows = -(-rows // ROWS_PER_HEADER[spec.name])
+        return Table(factory, rows)
 
     def books(self, division: int) -> tuple[Books, Refs]:
         """The division's books and the guids of what they point at (made on first use)."""

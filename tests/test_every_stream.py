@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 from fake_exact import FakeExact
-from fake_exact.book_tables import COMPUTED
+from fake_exact.book_tables import COMPUTED, ROWS_PER_HEADER
 from fake_exact.books import LINES_PER_ENTRY
 from fake_exact.clock import expected_record_datetime
 from fake_exact.data import page_size
@@ -227,9 +227,11 @@ ROUNDS = [
     for n in range(max(len(spec.alternatives) for spec in CATALOG.values()))
 ]
 ALTERNATIVES = sorted((name, api) for name, spec in CATALOG.items() for api in spec.alternatives)
-# More than a page on each of the stream's other APIs.
+# More than a page on each of the stream's other APIs (a header-only one has a row per invoice,
+# the sync one three).
 ALTERNATIVE_ROWS = {
-    name: max(page_size(name, api) for api in spec.alternatives) + 1
+    name: (max(page_size(name, api) for api in spec.alternatives) + 1)
+    * ROWS_PER_HEADER.get(name, 1)
     for name, spec in CATALOG.items()
     if spec.alternatives
 }

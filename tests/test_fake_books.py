@@ -30,9 +30,15 @@ def fake() -> Iterator[FakeExact]:
         yield server
 
 
-def read(session: requests.Session, fake: FakeExact, stream: str, division: int = DIV) -> list:
-    """Every row of a stream, page by page, with every field selected."""
-    spec = fake.data.spec(stream)
+def read(
+    session: requests.Session,
+    fake: FakeExact,
+    stream: str,
+    division: int = DIV,
+    api: str | None = None,
+) -> list:
+    """Every row of a stream (on its default API or `api`), page by page, every field selected."""
+    spec = fake.data.spec(stream, api)
     url = f"{fake.base_url}/api/v1/{division}/{spec.path}"
     params: dict[str, str] | None = {"$select": ",".join(spec.fields)}
     rows: list[dict] = []
@@ -368,7 +374,6 @@ def test_purchase_invoices_are_the_purchase_entries(fake, session) -> None:
         invoice_lines[row["InvoiceID"]].append(row)
     invoices = read(session, fake, "purchase_invoices")
     assert len({invoice["EntryNumber"] for invoice in invoices}) == len(invoices) == 130
-    with_lines = 0
     for invoice in invoices:
         entry = by_entry[invoice["EntryNumber"]]
 
@@ -382,13 +387,69 @@ def test_purchase_invoices_are_the_purchase_entries(fake, session) -> None:
         assert sum(amounts(lambda gl: gl["Type"] == 24)) == cents(invoice["VATAmount"])
         assert {line["Account"] for line in entry} == {invoice["Supplier"]}
         assert {wire_day(line["Date"]) for line in entry} == {wire_day(invoice["InvoiceDate"])}
-        mine = invoice_lines.pop(invoice["ID"], [])
-        if mine:  # the lines table has lines for its first invoices (tables keep their sizes)
-            with_lines += 1
-            costs = amounts(lambda gl: gl["BalanceType"] == "W")
-            assert sorted(cents(row["AmountDC"]) for row in mine) == sorted(costs)
+        mine = invoice_lines.pop(invoice["ID"])
+        costs = amounts(lambda gl: gl["BalanceType"] == "W")
+        assert sorted(cents(row["AmountDC"]) for row in mine) == sorted(costs)
+        assert [row["LineNumber"] for row in mine] == [1, 2]
+    assert not invoice_lines  # every line belongs to an invoice
+
+
+def test_sales_invoices_are_the_sales_entries(fake, session) -> None:
+    """Each sales invoice is a sales entry of the ledger (its InvoiceNumber the EntryNumber):
+    the header's total is the debtors' line (GLAccounts.Type 20), its VAT the VAT line, its
+    lines the revenue lines with the sign turned. sync/SalesInvoice/SalesInvoices has the
+    header (LineNumber 0) and the lines as rows; SalesInvoices (standard) one row per invoice;
+    SalesInvoiceLines the lines; all joined by InvoiceID."""
+    accounts = chart(session, fake)
+    by_entry: dict[int, list[dict]] = defaultdict(list)
+    for line in read(session, fake, "transaction_lines"):
+        by_entry[line["EntryNumber"]].append(line)
+    headers: dict[str, dict] = {}
+    sync_lines: dict[str, list[dict]] = defaultdict(list)
+    for row in read(session, fake, "sales_invoices"):
+        if row["LineNumber"] == 0:
+            headers[row["InvoiceID"]] = row
+        else:
+            sync_lines[row["InvoiceID"]].append(row)
+    assert len({row["InvoiceNumber"] for row in headers.values()}) == len(headers) == 44
+    for invoice_id, header in headers.items():
+        entry = by_entry[header["InvoiceNumber"]]
+
+        def amounts(matches, entry=entry) -> list[int]:
+            return [
+                cents(line["AmountDC"]) for line in entry if matches(accounts[line["GLAccount"]])
+            ]
+
+        assert {line["Type"] for line in entry} == {20}, header["InvoiceNumber"]
+        assert amounts(lambda gl: gl["Type"] == 20) == [cents(header["AmountDC"])]
+        assert -sum(amounts(lambda gl: gl["Type"] == 24)) == cents(header["VATAmountDC"])
+        assert {line["Account"] for line in entry} == {header["InvoiceTo"]}
+        assert {wire_day(line["Date"]) for line in entry} == {wire_day(header["InvoiceDate"])}
+        mine = sync_lines.pop(invoice_id, [])
+        if mine:  # the last invoice may be cut short by the table's size
+            revenue = [-amount for amount in amounts(lambda gl: gl["BalanceType"] == "W")]
+            assert sorted(cents(row["AmountDC"]) for row in mine) == sorted(revenue)
             assert [row["LineNumber"] for row in mine] == [1, 2]
-    assert with_lines == 65 and not invoice_lines  # every line belongs to an invoice
+            assert sum(cents(row["AmountFC"]) for row in mine) == cents(header["AmountFCExclVat"])
+            assert {row["InvoiceNumber"] for row in mine} == {header["InvoiceNumber"]}
+    assert not sync_lines  # every line row has its header
+
+    standard = read(session, fake, "sales_invoices", api="standard")
+    assert {row["InvoiceID"] for row in standard} == set(headers)
+    for row in standard:
+        header = headers[row["InvoiceID"]]
+        for name in ("InvoiceNumber", "AmountDC", "VATAmountDC", "InvoiceTo", "InvoiceDate"):
+            assert row[name] == header[name], name
+
+    with_lines = 0
+    numbers = {row["InvoiceID"]: row["InvoiceNumber"] for row in headers.values()}
+    for row in read(session, fake, "sales_invoice_lines"):
+        entry = by_entry[numbers[row["InvoiceID"]]]  # a line of a listed invoice
+        with_lines += row["LineNumber"] == 1
+        [booked] = [line for line in entry if line["LineNumber"] == row["LineNumber"]]
+        assert cents(row["AmountDC"]) == -cents(booked["AmountDC"])
+        assert (row["GLAccount"], row["Item"]) == (booked["GLAccount"], booked["Item"])
+    assert with_lines == 43  # the lines of the sync rows: 130 rows hold 43 invoices and a header
 
 
 def test_divisions_keep_books_of_their_own(fake, session) -> None:

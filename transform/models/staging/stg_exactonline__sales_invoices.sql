@@ -1,10 +1,13 @@
 {{ config(enabled=var('exactonline__using_invoices')) }}
--- sync/SalesInvoice/SalesInvoices returns one row per invoice line with the header's fields
--- (key ID); InvoiceID is the invoice. The header figures repeat on each of its lines.
+-- sync/SalesInvoice/SalesInvoices returns a row for the invoice and one per line (key ID), all
+-- with the invoice's own fields (InvoiceID, number, dates, customer): line_number 0 is the
+-- invoice, whose amount_dc is its total with VAT; 1 and up are its lines, whose amounts are the
+-- line's without VAT (Exact's reference; docs/streams.md, "Header and line entities").
 select
     {{ exactonline_bigint('division') }} as division,
     {{ exactonline_id('id') }} as sales_invoice_row_id,
     {{ exactonline_id('invoice_id') }} as invoice_id,
+    {{ exactonline_int('line_number') }} as line_number,
     {{ exactonline_bigint('invoice_number') }} as invoice_number,
     {{ exactonline_date('invoice_date') }} as invoice_date,
     {{ exactonline_date('due_date') }} as due_date,
