@@ -24,6 +24,7 @@ from fake_exact.books import (
     COST_OF_GOODS,
     DIVISION_CURRENCY,
     ENTRY_TYPE,
+    INVOICE_KINDS,
     JOURNAL_OF,
     JOURNALS,
     LINES_PER_ENTRY,
@@ -61,7 +62,10 @@ TYPES = tuple(sorted(set(ENTRY_TYPE.values())))
 class Refs:
     """Guids and labels of the rows the books point into, in one division."""
 
-    def __init__(self, seed: int, division: int, books: Books) -> None:
+    def __init__(
+        self, seed: int, division: int, books: Books, invoice_rows: dict[tuple[str, str], int]
+    ) -> None:
+        """`invoice_rows`: the rows each table of INVOICE_TABLES is made with."""
         self.books = books
         self._prefix = {
             stream: guid_prefix(seed, stream, division, "ID")
@@ -81,6 +85,25 @@ class Refs:
         # A sales invoice's key on the header-only endpoints, and its InvoiceID everywhere.
         self._prefix["sales_invoices"] = guid_prefix(seed, "sales_invoices", division, "InvoiceID")
         self.entry_prefix = guid_prefix(seed, "entries", division, "EntryID")
+        # Each kind's invoices: as many as its header-only table (one row per invoice) has.
+        self.invoices = {
+            kind: Invoices(books, kind, invoice_rows[table])
+            for table, (kind, per_invoice) in INVOICE_TABLES.items()
+            if per_invoice == 1
+        }
+        self.invoice_tables = {
+            table: InvoiceTable(
+                kind, per_invoice, invoice_rows[table], self.invoices[kind].generated
+            )
+            for table, (kind, per_invoice) in INVOICE_TABLES.items()
+        }
+
+    def invoice(self, table: tuple[str, str], row: int) -> tuple[Entry | None, int, int]:
+        """Row `row` of an invoice table -> (the entry behind its invoice, the invoice's number,
+        the row's place in the invoice)."""
+        where = self.invoice_tables[table]
+        number, part = where.locate(row)
+        return self.invoices[where.kind].entry(number), number, part
 
     def id(self, stream: str, row: int | None) -> str | None:
         return None if row is None else guid(self._prefix[stream], row)
@@ -431,7 +454,7 @@ _EMPTY_LINE_FIELDS = (
 
 def line_number(entry: Entry, number: int) -> int:
     """0 the header, 9999 the VAT line of an invoice, else the line's position (Invantive)."""
-    if number == 3 and entry.kind in ("sales", "purchase"):
+    if number == 3 and entry.kind in INVOICE_KINDS:
         return 9999
     return number
 
@@ -490,20 +513,74 @@ def transaction_line_values(refs: Refs, row: int) -> Values:
 # --- invoices -------------------------------------------------------------------------------------
 
 
-def invoice_entry(books: Books, kind: str, number: int) -> Entry | None:
-    """The `number`-th generated entry of `kind` (sales or purchase: their places in BLOCK), going
-    round them when a table has more rows than the books have invoices; None if there is none."""
-    if books.base_entries == 0:
-        return None
-    places = [place for place, name in enumerate(BLOCK) if name == kind]
-    # Whole entries only: the last generated one may be cut short by the table's size.
-    whole = books.base_entries - (books.line_count(books.base_entries - 1) < LINES_PER_ENTRY)
-    total = sum(max(0, -(-(whole - 1 - place) // len(BLOCK))) for place in places)
-    if total == 0:
-        return None
-    # In index order: only the last block can be partial, and it holds the first places.
-    block, at = divmod(number % total, len(places))
-    return books.entry(1 + block * len(BLOCK) + places[at])
+class Invoices:
+    """Which entry each invoice of a kind (sales, purchase) is. The first `generated` invoices,
+    the ones the tables were made with, go round the generated entries of the kind in index
+    order; each entry of the kind added since (`Books.changes.invoices`) is the next one."""
+
+    def __init__(self, books: Books, kind: str, generated: int) -> None:
+        self.books = books
+        self.kind = kind
+        self.generated = generated
+        self.places = [place for place, name in enumerate(BLOCK) if name == kind]
+        # Whole entries only: the last generated one may be cut short by the table's size.
+        last = books.base_entries - 1
+        whole = books.base_entries - (last >= 0 and books.line_count(last) < LINES_PER_ENTRY)
+        self.total = sum(max(0, -(-(whole - 1 - place) // len(BLOCK))) for place in self.places)
+
+    def _added(self) -> list[int]:
+        return self.books.changes.invoices.get(self.kind, [])
+
+    def entry(self, number: int) -> Entry | None:
+        if number >= self.generated:
+            added = self._added()
+            at = number - self.generated
+            return self.books.entry(added[at]) if at < len(added) else None
+        if self.total == 0:
+            return None
+        # In index order: only the last block can be partial, and it holds the first places.
+        block, at = divmod(number % self.total, len(self.places))
+        return self.books.entry(1 + block * len(BLOCK) + self.places[at])
+
+    def numbers(self, entry: int) -> list[int]:
+        """The invoices that are `entry`: several where the tables go round the entries."""
+        added = self._added()
+        if entry in added:
+            return [self.generated + added.index(entry)]
+        if not 0 < entry < self.books.base_entries:
+            return []
+        block, position = divmod(entry - 1, len(BLOCK))
+        if BLOCK[position] != self.kind:
+            return []
+        first = block * len(self.places) + self.places.index(position)
+        return list(range(first, self.generated, self.total)) if first < self.total else []
+
+
+@dataclass(frozen=True)
+class InvoiceTable:
+    """Where an invoice's rows are in one table: `per_invoice` rows each, the `generated`
+    invoices in the `base` rows the table was made with, then the invoices added since."""
+
+    kind: str
+    per_invoice: int
+    base: int
+    generated: int
+
+    def locate(self, row: int) -> tuple[int, int]:
+        """Row -> (invoice number, row within the invoice)."""
+        if row < self.base:
+            number, part = divmod(row, self.per_invoice)
+            # A table a test sized larger than its invoices goes round them.
+            return number % max(1, self.generated), part
+        number, part = divmod(row - self.base, self.per_invoice)
+        return self.generated + number, part
+
+    def rows(self, number: int) -> range:
+        if number < self.generated:
+            first = number * self.per_invoice
+            return range(first, min(first + self.per_invoice, self.base))
+        first = self.base + (number - self.generated) * self.per_invoice
+        return range(first, first + self.per_invoice)
 
 
 # Exact's purchase/PurchaseInvoices: Type 8033 purchase invoice, Status 50 processed, Source 3
@@ -531,7 +608,7 @@ PURCHASE_INVOICE_LINE_CONSTANTS: Values = {
 def purchase_invoice_values(refs: Refs, row: int) -> Values:
     """A purchase invoice as the purchase entry behind it has it: the creditor line's total, the
     VAT line, the supplier, dates and period; EntryNumber joins it to TransactionLines."""
-    entry = invoice_entry(refs.books, "purchase", row)
+    entry = refs.invoice(("purchase_invoices", "standard"), row)[0]
     if entry is None:
         return {}
     total, vat = -entry.lines[0].amount_dc, entry.lines[-1].amount_dc
@@ -552,9 +629,8 @@ def purchase_invoice_values(refs: Refs, row: int) -> Values:
 
 
 def purchase_invoice_line_values(refs: Refs, row: int) -> Values:
-    """Line 1 or 2 of the purchase invoice of row `row // 2` (its cost lines in the ledger)."""
-    invoice_row, number = divmod(row, 2)
-    entry = invoice_entry(refs.books, "purchase", invoice_row)
+    """Line 1 or 2 of a purchase invoice (its cost lines in the ledger)."""
+    entry, invoice_row, number = refs.invoice(("purchase_invoice_lines", "standard"), row)
     if entry is None:
         return {}
     line = entry.lines[1 + number]
@@ -622,14 +698,13 @@ SALES_INVOICE_CONSTANTS: Values = {
 SALES_INVOICE_SYNC_ROWS = 3
 
 
-def _sales_invoice(refs: Refs, invoice_row: int) -> tuple[Entry, Values] | None:
-    """The sales entry behind an invoice and what every row of the invoice says about it."""
-    entry = invoice_entry(refs.books, "sales", invoice_row)
+def _sales_invoice(refs: Refs, entry: Entry | None, invoice_row: int) -> Values | None:
+    """What every row of a sales invoice says about it, from the entry behind it."""
     if entry is None:
         return None
     customer = refs.id("accounts", entry.account)
     name = refs.account(entry.account)[1]
-    return entry, {
+    return {
         "InvoiceID": refs.id("sales_invoices", invoice_row),
         "InvoiceNumber": entry.number,
         "InvoiceDate": date_value(entry.day),
@@ -708,10 +783,10 @@ def sales_invoice_values(refs: Refs, row: int) -> Values:
     """A sales invoice (SalesInvoices on the standard and bulk APIs) as its sales entry has it:
     InvoiceNumber is the entry's EntryNumber (Exact copies it there when the invoice is
     processed), the total with VAT is the debtors' line."""
-    found = _sales_invoice(refs, row)
-    if found is None:
+    entry, invoice_row, _ = refs.invoice(("sales_invoices", "standard"), row)
+    invoice = _sales_invoice(refs, entry, invoice_row)
+    if entry is None or invoice is None:
         return {}
-    entry, invoice = found
     return {**invoice, **_sales_invoice_totals(entry)}
 
 
@@ -719,11 +794,10 @@ def sales_invoice_sync_values(refs: Refs, row: int) -> Values:
     """Row `row` of sync/SalesInvoice/SalesInvoices: the header (LineNumber 0, the invoice's
     figures; line fields empty) or line 1 or 2 (the line's figures; AmountFCExclVat, which
     Exact supports for the header only, empty), each with the invoice's own fields."""
-    invoice_row, number = divmod(row, SALES_INVOICE_SYNC_ROWS)
-    found = _sales_invoice(refs, invoice_row)
-    if found is None:
+    entry, invoice_row, number = refs.invoice(("sales_invoices", "sync"), row)
+    invoice = _sales_invoice(refs, entry, invoice_row)
+    if entry is None or invoice is None:
         return {}
-    entry, invoice = found
     if number == 0:
         return {
             **invoice,
@@ -735,9 +809,8 @@ def sales_invoice_sync_values(refs: Refs, row: int) -> Values:
 
 
 def sales_invoice_line_values(refs: Refs, row: int) -> Values:
-    """Line 1 or 2 of the sales invoice of row `row // 2` (SalesInvoiceLines)."""
-    invoice_row, number = divmod(row, 2)
-    entry = invoice_entry(refs.books, "sales", invoice_row)
+    """Line 1 or 2 of a sales invoice (SalesInvoiceLines)."""
+    entry, invoice_row, number = refs.invoice(("sales_invoice_lines", "bulk"), row)
     if entry is None:
         return {}
     return {
@@ -786,6 +859,17 @@ ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
 ROW_VALUES_ON_API = {
     ("sales_invoices", api): (sales_invoice_values, SALES_INVOICE_CONSTANTS)
     for api in ("standard", "bulk")
+}
+# The tables that list invoices: (stream, API) -> (kind, rows per invoice). An entry of the kind
+# added to the books adds its invoice's rows at the end of each (FakeData._follow_invoices).
+INVOICE_TABLES: dict[tuple[str, str], tuple[str, int]] = {
+    ("sales_invoices", "sync"): ("sales", SALES_INVOICE_SYNC_ROWS),
+    ("sales_invoices", "standard"): ("sales", 1),
+    ("sales_invoices", "bulk"): ("sales", 1),
+    ("sales_invoice_lines", "bulk"): ("sales", 2),
+    ("sales_invoice_lines", "standard"): ("sales", 2),
+    ("purchase_invoices", "standard"): ("purchase", 1),
+    ("purchase_invoice_lines", "standard"): ("purchase", 2),
 }
 # Rows of the default (sync) endpoint per row of those header-only endpoints: they hold as many
 # invoices as it does.

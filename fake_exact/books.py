@@ -56,6 +56,7 @@ ENTRY_TYPE = {
 # already give: a year's result moved to the balance sheet, and each balance-sheet account closed
 # at the year's end and opened again at the next year's start. Reports leave them out.
 YEAR_END_TYPES = range(320, 329)
+INVOICE_KINDS = ("sales", "purchase")  # entries with an invoice behind them
 STATUS_PROCESSED = 50
 
 
@@ -299,6 +300,8 @@ class Changes:
     extra: dict[int, Entry] = field(default_factory=dict)  # appended entries
     deleted: set[int] = field(default_factory=set)
     closed_years: set[int] = field(default_factory=set)
+    # Entries added with an invoice behind them, per kind (sales, purchase), in order.
+    invoices: dict[str, list[int]] = field(default_factory=dict)
     generation: int = 0
 
 
@@ -541,7 +544,7 @@ class Books:
         if invoice in self.changes.deleted or invoice >= self.entries():
             return None
         paid = self.entry(invoice)
-        if paid.kind not in ("sales", "purchase"):  # an added entry where the pattern had one
+        if paid.kind not in INVOICE_KINDS:  # an added entry where the pattern had one
             return None
         header = paid.lines[0]
         return paid, header.amount_dc, header.amount_fc
@@ -633,7 +636,7 @@ class Books:
             -sum(line.amount_fc for line in kept),
             description,
             account,
-            invoice=entry if kind in ("sales", "purchase") else None,
+            invoice=entry if kind in INVOICE_KINDS else None,
         )
         return Entry(entry, kind, day, currency, rate, (header, *kept), account, due, your_ref)
 
@@ -650,7 +653,10 @@ class Books:
 
     def append_generated(self, day: date) -> Entry:
         """An entry of the kind the pattern has at the next index, dated `day`."""
-        return self.append(lambda index: self.generated(index, day))
+        made = self.append(lambda index: self.generated(index, day))
+        if made.kind in INVOICE_KINDS:
+            self.changes.invoices.setdefault(made.kind, []).append(made.index)
+        return made
 
     def append_payment(self, invoice: int, day: date, *, part: int | None = None) -> Entry:
         """A bank entry paying an open item (`part` cents of it; all that is open by default)."""
@@ -793,7 +799,7 @@ class Aggregates:
                 else:
                     totals[2] -= line.amount_dc
                 totals[3] += 1
-            if entry.kind in ("sales", "purchase"):
+            if entry.kind in INVOICE_KINDS:
                 header = entry.lines[0]
                 open_items[index] = OpenItem(
                     index,

@@ -19,7 +19,7 @@ import random
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from fake_exact.book_tables import (
     COMPUTED,
+    INVOICE_TABLES,
     KEY_OF,
     ROW_VALUES,
     ROW_VALUES_ON_API,
@@ -886,10 +887,15 @@ class Dataset:
             book_fields=fields,
             book_constants=same_in_every_row,
         )
+        return Table(factory, self.base_rows(spec))
+
+    def base_rows(self, spec: StreamSpec) -> int:
+        """Rows a table is made with: its stream's size (an alternative endpoint's too, but for
+        a header-only one, which has a row per invoice where sync has a row per line)."""
         rows = self.rows_for(self.specs[spec.name])
         if spec.api != self.specs[spec.name].api and spec.name in ROWS_PER_HEADER:
             rows = -(-rows // ROWS_PER_HEADER[spec.name])
-        return Table(factory, rows)
+        return rows
 
     def books(self, division: int) -> tuple[Books, Refs]:
         """The division's books and the guids of what they point at (made on first use)."""
@@ -902,7 +908,11 @@ class Dataset:
                 lines=self.rows_for(self.specs["transaction_lines"]),
             )
             books = Books(self.seed, division, sizes, self.today)
-            found = self._books[division] = (books, Refs(self.seed, division, books))
+            invoice_rows = {
+                (name, api): self.base_rows(self.spec(name, api)) for name, api in INVOICE_TABLES
+            }
+            refs = Refs(self.seed, division, books, invoice_rows)
+            found = self._books[division] = (books, refs)
         return found
 
     def _computed(self, name: str, division: int) -> Callable[[], Computed]:
@@ -992,6 +1002,7 @@ class Dataset:
         for _ in range(insert):
             inserted.append(books.append_generated(day).index)
             table.n += LINES_PER_ENTRY
+        self._follow_invoices(table.division, changed=updated, added=inserted, now_ms=now_ms)
         changed = []
         for entry in updated + inserted:
             first = books.first_row(entry)
@@ -1060,12 +1071,19 @@ class Dataset:
                 books.delete(entry)
                 first = books.first_row(entry)
                 victims.extend(range(first, first + books.line_count(entry)))
+            self._follow_invoices(division, deleted=entries, now_ms=now_ms)
+        return self._delete_rows(table, victims, now_ms)
+
+    def _delete_rows(self, table: Table, victims: Iterable[int], now_ms: int) -> list[object]:
         keys = []
         # Exact's deletion log knows only its documented entity types: an open item that
-        # leaves ReceivablesList (the invoice was paid) is just no longer listed.
+        # leaves ReceivablesList (the invoice was paid) is just no longer listed. An other
+        # endpoint of a logged entity is not: the log's keys are its default endpoint's.
         logged = (
-            table.spec.deleted_entity_type or self.entity_types.get(table.spec.entity)
-        ) is not None
+            table.spec is self.specs[table.spec.name]
+            and (table.spec.deleted_entity_type or self.entity_types.get(table.spec.entity))
+            is not None
+        )
         for index in victims:
             key = _key_of(table, index)
             table.deleted.add(index)
@@ -1073,6 +1091,43 @@ class Dataset:
             if logged:
                 self.deletions.append(self._deletion(table, key, now_ms))
         return keys
+
+    def _follow_invoices(
+        self,
+        division: int,
+        *,
+        now_ms: int,
+        changed: Sequence[int] = (),
+        added: Sequence[int] = (),
+        deleted: Sequence[int] = (),
+    ) -> None:
+        """Exact keeps an invoice with its entry: a sales or purchase entry added to the books
+        adds its invoice's rows to every invoice table, a changed one changes them (new
+        Timestamps, Modified now), a deleted one deletes them."""
+        refs = self.books(division)[1]
+        for (name, api), where in refs.invoice_tables.items():
+            table = self.table(self.spec(name, api), division)
+            invoices = refs.invoices[where.kind]
+            for entry in added:
+                for index in (i for n in invoices.numbers(entry) for i in where.rows(n)):
+                    table.n = max(table.n, index + 1)
+                    table.touch(
+                        index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=False
+                    )
+            for entry in changed:
+                for index in (i for n in invoices.numbers(entry) for i in where.rows(n)):
+                    if table.exists(index):
+                        table.touch(
+                            index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=True
+                        )
+            gone = [
+                index
+                for entry in deleted
+                for number in invoices.numbers(entry)
+                for index in where.rows(number)
+                if table.exists(index)
+            ]
+            self._delete_rows(table, gone, now_ms)
 
     def _deletion(self, table: Table, key: object, now_ms: int) -> dict[str, object]:
         """An entry of the division's deletion log, as sync/Deleted serves it (plus `stream`)."""

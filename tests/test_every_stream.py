@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 from fake_exact import FakeExact
-from fake_exact.book_tables import COMPUTED, ROWS_PER_HEADER
+from fake_exact.book_tables import COMPUTED, INVOICE_TABLES, ROWS_PER_HEADER
 from fake_exact.books import LINES_PER_ENTRY
 from fake_exact.clock import expected_record_datetime
 from fake_exact.data import page_size
@@ -34,11 +34,17 @@ TRACKED = {name for name, spec in CATALOG.items() if spec.deleted_entity_type is
 DELETE_EACH = 20
 # Transaction lines are deleted a whole entry at a time (see docs/fake-books.md).
 DELETED_ROWS = {"transaction_lines": DELETE_EACH * LINES_PER_ENTRY}
+# A deleted entry takes its invoice with it (docs/fake-books.md): the invoice tables get half a
+# page more, as many invoices as those entries can be.
+INVOICE_STREAMS = {name for name, _ in INVOICE_TABLES}
 # One row more than a page (after the deletions), so every stream that pages needs two pages;
 # the streams computed from the entries (ReportingBalance, the open-item and ageing lists, ...)
 # take their size from the books, not from `rows`.
 ROWS = {
-    name: page_size(name, spec.api) + 1 + DELETED_ROWS.get(name, DELETE_EACH * (name in TRACKED))
+    name: page_size(name, spec.api)
+    + page_size(name, spec.api) // 2 * (name in INVOICE_STREAMS)
+    + 1
+    + DELETED_ROWS.get(name, DELETE_EACH * (name in TRACKED))
     for name, spec in CATALOG.items()
 } | {"me": 1}
 # Read functions fed per parent row that run only when selected by name (one call per parent).

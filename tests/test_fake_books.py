@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from fake_exact import FakeExact
+from fake_exact.books import BLOCK
 from tests.conftest import authorized
 
 DIV = 1001
@@ -26,7 +27,9 @@ DAY_MS = 86_400_000
 def fake() -> Iterator[FakeExact]:
     rows = {"transaction_lines": 3000, "accounts": 200, "gl_accounts": 40, "items": 60}
     rows |= {"contacts": 300, "addresses": 500}  # more than one per account
-    with FakeExact(divisions=(DIV, 1002), rows=rows, default_rows=130) as server:
+    # No rate limit: a test reads every invoice table after each change (limits have their own).
+    unlimited = {"minutely_limit": 10**6, "daily_limit": 10**6}
+    with FakeExact(divisions=(DIV, 1002), rows=rows, default_rows=130, **unlimited) as server:
         yield server
 
 
@@ -360,20 +363,29 @@ def test_a_closed_year_moves_its_result_and_restates_the_balances_leaving_report
     assert {stream: read(session, fake, stream) for stream in reports} == before
 
 
+def entries_by_number(session: requests.Session, fake: FakeExact) -> dict[int, list[dict]]:
+    by_entry: dict[int, list[dict]] = defaultdict(list)
+    for line in read(session, fake, "transaction_lines"):
+        by_entry[line["EntryNumber"]].append(line)
+    return by_entry
+
+
 def test_purchase_invoices_are_the_purchase_entries(fake, session) -> None:
+    invoices = purchase_invoices_checked(session, fake)
+    assert len({invoice["EntryNumber"] for invoice in invoices}) == len(invoices) == 130
+
+
+def purchase_invoices_checked(session: requests.Session, fake: FakeExact) -> list[dict]:
     """Each purchase invoice (purchase/PurchaseInvoices) is a purchase entry of the ledger: the
     lines of its EntryNumber hold its total on the creditors' account (GLAccounts.Type 22), its
     VAT, its supplier and its date; its lines (PurchaseInvoiceLines, by InvoiceID) are the
     entry's cost lines."""
     accounts = chart(session, fake)
-    by_entry: dict[int, list[dict]] = defaultdict(list)
-    for line in read(session, fake, "transaction_lines"):
-        by_entry[line["EntryNumber"]].append(line)
+    by_entry = entries_by_number(session, fake)
     invoice_lines: dict[str, list[dict]] = defaultdict(list)
     for row in read(session, fake, "purchase_invoice_lines"):
         invoice_lines[row["InvoiceID"]].append(row)
     invoices = read(session, fake, "purchase_invoices")
-    assert len({invoice["EntryNumber"] for invoice in invoices}) == len(invoices) == 130
     for invoice in invoices:
         entry = by_entry[invoice["EntryNumber"]]
 
@@ -392,18 +404,23 @@ def test_purchase_invoices_are_the_purchase_entries(fake, session) -> None:
         assert sorted(cents(row["AmountDC"]) for row in mine) == sorted(costs)
         assert [row["LineNumber"] for row in mine] == [1, 2]
     assert not invoice_lines  # every line belongs to an invoice
+    return invoices
 
 
 def test_sales_invoices_are_the_sales_entries(fake, session) -> None:
+    headers, with_lines = sales_invoices_checked(session, fake)
+    assert len({row["InvoiceNumber"] for row in headers.values()}) == len(headers) == 44
+    assert with_lines == 43  # the lines of the sync rows: 130 rows hold 43 invoices and a header
+
+
+def sales_invoices_checked(session: requests.Session, fake: FakeExact) -> tuple[dict, int]:
     """Each sales invoice is a sales entry of the ledger (its InvoiceNumber the EntryNumber):
     the header's total is the debtors' line (GLAccounts.Type 20), its VAT the VAT line, its
     lines the revenue lines with the sign turned. sync/SalesInvoice/SalesInvoices has the
     header (LineNumber 0) and the lines as rows; SalesInvoices (standard) one row per invoice;
     SalesInvoiceLines the lines; all joined by InvoiceID."""
     accounts = chart(session, fake)
-    by_entry: dict[int, list[dict]] = defaultdict(list)
-    for line in read(session, fake, "transaction_lines"):
-        by_entry[line["EntryNumber"]].append(line)
+    by_entry = entries_by_number(session, fake)
     headers: dict[str, dict] = {}
     sync_lines: dict[str, list[dict]] = defaultdict(list)
     for row in read(session, fake, "sales_invoices"):
@@ -411,7 +428,7 @@ def test_sales_invoices_are_the_sales_entries(fake, session) -> None:
             headers[row["InvoiceID"]] = row
         else:
             sync_lines[row["InvoiceID"]].append(row)
-    assert len({row["InvoiceNumber"] for row in headers.values()}) == len(headers) == 44
+    assert len({row["InvoiceNumber"] for row in headers.values()}) == len(headers)
     for invoice_id, header in headers.items():
         entry = by_entry[header["InvoiceNumber"]]
 
@@ -449,7 +466,46 @@ def test_sales_invoices_are_the_sales_entries(fake, session) -> None:
         [booked] = [line for line in entry if line["LineNumber"] == row["LineNumber"]]
         assert cents(row["AmountDC"]) == -cents(booked["AmountDC"])
         assert (row["GLAccount"], row["Item"]) == (booked["GLAccount"], booked["Item"])
-    assert with_lines == 43  # the lines of the sync rows: 130 rows hold 43 invoices and a header
+    return headers, with_lines
+
+
+def test_invoices_follow_their_entries(fake, session) -> None:
+    """The control API's changes to the entries reach the invoices behind them (Exact keeps an
+    invoice with its entry): an added sales or purchase entry adds its invoice and lines, a
+    changed one gives its invoice's rows new Timestamps, a deleted one deletes them (the sync
+    rows logged in sync/Deleted); the invoices still agree with the ledger after each."""
+    headers, with_lines = sales_invoices_checked(session, fake)
+    purchases = {row["ID"]: row for row in purchase_invoices_checked(session, fake)}
+    stamps = {row["ID"]: int(row["Timestamp"]) for row in read(session, fake, "sales_invoices")}
+
+    fake.mutate("transaction_lines", DIV, insert=len(BLOCK))  # the pattern's 3 sales, 2 purchases
+    added, added_lines = sales_invoices_checked(session, fake)
+    assert len(added) == len(headers) + 3 and with_lines + 3 == added_lines
+    new = [added[key] for key in set(added) - set(headers)]
+    assert min(int(row["Timestamp"]) for row in new) > max(stamps.values())
+    assert len(purchase_invoices_checked(session, fake)) == len(purchases) + 2
+
+    # The first entries: the opening balance, two sales and a purchase (BLOCK).
+    added_ids = {row["InvoiceID"] for row in new}
+    fake.mutate("transaction_lines", DIV, update=4)
+    changed = [
+        row
+        for row in read(session, fake, "sales_invoices")
+        if int(row["Timestamp"]) > max(stamps.values()) and row["InvoiceID"] not in added_ids
+    ]
+    assert sorted(row["InvoiceNumber"] for row in changed) == [2, 2, 2, 3, 3, 3]
+    moved = [row for row in read(session, fake, "purchase_invoices") if row["EntryNumber"] == 4]
+    assert moved and all(row["Modified"] != purchases[row["ID"]]["Modified"] for row in moved)
+
+    gone = fake.delete("transaction_lines", DIV, 4)
+    assert len(gone) == 4 * 4
+    left, _ = sales_invoices_checked(session, fake)
+    assert len(left) == len(added) - 2 and {2, 3}.isdisjoint(
+        r["InvoiceNumber"] for r in left.values()
+    )
+    logged = {e["EntityKey"] for e in fake.deletions if e["stream"] == "sales_invoices"}
+    assert logged == {row["ID"] for row in changed}  # the invoices' sync rows
+    assert not [r for r in purchase_invoices_checked(session, fake) if r["EntryNumber"] == 4]
 
 
 def test_divisions_keep_books_of_their_own(fake, session) -> None:
