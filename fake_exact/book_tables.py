@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 
 from fake_exact.books import (
     _CITIES,
@@ -82,14 +83,13 @@ class Refs:
                 "purchase_invoices",
             )
         }
-        # A sales invoice's key on the header-only endpoints, and its InvoiceID everywhere.
+        # Keys of the header-only endpoints, and what every row of an invoice or order names.
         self._prefix["sales_invoices"] = guid_prefix(seed, "sales_invoices", division, "InvoiceID")
+        self._prefix["sales_orders"] = guid_prefix(seed, "sales_orders", division, "OrderID")
         self.entry_prefix = guid_prefix(seed, "entries", division, "EntryID")
         # Each kind's invoices: as many as its header-only table (one row per invoice) has.
         self.invoices = {
-            kind: Invoices(books, kind, invoice_rows[table])
-            for table, (kind, per_invoice) in INVOICE_TABLES.items()
-            if per_invoice == 1
+            kind: Invoices(books, kind, invoice_rows[table]) for kind, table in INVOICES_OF.items()
         }
         self.invoice_tables = {
             table: InvoiceTable(
@@ -669,7 +669,7 @@ SALES_INVOICE_CONSTANTS: Values = {
     **dict.fromkeys(("Document", "DocumentNumber", "DocumentSubject", "Employee", "Notes")),
     **dict.fromkeys(("PaymentCondition", "PaymentConditionDescription", "PaymentReference")),
     **dict.fromkeys(("Project", "ProjectDescription", "ProjectWBS", "ProjectWBSDescription")),
-    **dict.fromkeys(("SalesOrder", "SalesOrderLine", "SalesOrderLineNumber", "SalesOrderNumber")),
+    "SalesOrderLine": None,
     **dict.fromkeys(("Salesperson", "SalespersonFullName", "Subscription", "Warehouse")),
     **dict.fromkeys(("Remarks", "ExtraDutyAmountFC", "ExtraDutyPercentage", "IsExtraDuty")),
     **dict.fromkeys(("WithholdingTaxAmountFC", "WithholdingTaxBaseAmount")),
@@ -677,7 +677,7 @@ SALES_INVOICE_CONSTANTS: Values = {
     "DiscountType": 1,  # 1 discount percentage (none given)
     # What the books do not keep: no contact persons, price lists, channels, incoterms, tax
     # schedules, selection codes, shipping methods, periods or the starter's status.
-    **dict.fromkeys(("DeliverToAddress", "DeliveryDate", "StartTime", "EndTime", "OrderNumber")),
+    **dict.fromkeys(("DeliverToAddress", "DeliveryDate", "StartTime", "EndTime")),
     **dict.fromkeys(("CustomerItemCode", "CustomField", "EmployeeFullName")),
     **dict.fromkeys(("IncotermAddress", "IncotermCode", "IncotermVersion")),
     **dict.fromkeys(("Pricelist", "PricelistDescription", "SubscriptionDescription")),
@@ -712,6 +712,7 @@ def _sales_invoice(refs: Refs, entry: Entry | None, invoice_row: int) -> Values 
         "DueDate": None if entry.due is None else date_value(entry.due),
         "Currency": entry.currency,
         "YourRef": entry.your_ref,
+        "OrderNumber": entry.number,
         **dict.fromkeys(("InvoiceTo", "OrderedBy", "DeliverTo"), customer),
         **dict.fromkeys(("InvoiceToName", "OrderedByName", "DeliverToName"), name),
     }
@@ -761,8 +762,20 @@ def _sales_invoice_line(refs: Refs, entry: Entry, number: int) -> Values:
     }
 
 
+def _invoiced_order_line(refs: Refs, entry: Entry, invoice_row: int, number: int) -> Values:
+    """Where an invoice line comes from: line `number` of the order behind the invoice."""
+    return {
+        "SalesOrder": refs.id("sales_orders", invoice_row),
+        "SalesOrderNumber": entry.number,
+        "SalesOrderLineNumber": number,
+    }
+
+
 # Fields of a sync row that only a line fills.
 _LINE_ONLY = (
+    "SalesOrder",
+    "SalesOrderNumber",
+    "SalesOrderLineNumber",
     "GLAccount",
     "GLAccountDescription",
     "Item",
@@ -805,7 +818,12 @@ def sales_invoice_sync_values(refs: Refs, row: int) -> Values:
             **dict.fromkeys(_LINE_ONLY),
             "LineNumber": 0,
         }
-    return {**invoice, **_sales_invoice_line(refs, entry, number), "AmountFCExclVat": None}
+    return {
+        **invoice,
+        **_sales_invoice_line(refs, entry, number),
+        **_invoiced_order_line(refs, entry, invoice_row, number),
+        "AmountFCExclVat": None,
+    }
 
 
 def sales_invoice_line_values(refs: Refs, row: int) -> Values:
@@ -816,6 +834,74 @@ def sales_invoice_line_values(refs: Refs, row: int) -> Values:
     return {
         "InvoiceID": refs.id("sales_invoices", invoice_row),
         **_sales_invoice_line(refs, entry, 1 + number),
+        **_invoiced_order_line(refs, entry, invoice_row, 1 + number),
+    }
+
+
+# --- sales orders ---------------------------------------------------------------------------------
+
+# Exact's SalesOrders: Status 21 complete (12 open, 20 partial, 21 complete, 45 cancelled:
+# picqer/exact-php-client's SalesOrder); delivered and invoiced in full, the invoice is in the
+# books.
+SALES_ORDER_CONSTANTS: Values = {
+    **SALES_INVOICE_CONSTANTS,
+    **dict.fromkeys(("Status", "DeliveryStatus", "InvoiceStatus"), 21),
+    **{
+        f"{status}Description": "Complete"
+        for status in ("Status", "DeliveryStatus", "InvoiceStatus")
+    },
+    **dict.fromkeys(("ApprovalStatus", "ApprovalStatusDescription", "Approved", "Approver")),
+    **dict.fromkeys(("ApproverFullName", "DeliveryAddress", "ProjectCode", "CostPriceFC")),
+    **dict.fromkeys(("ItemVersion", "ItemVersionDescription", "Margin", "ShopOrder")),
+    **dict.fromkeys(("PurchaseOrder", "PurchaseOrderLine", "PurchaseOrderLineNumber")),
+    **dict.fromkeys(("PurchaseOrderNumber", "ShopOrderNumber")),
+    **dict.fromkeys(("WarehouseCode", "WarehouseDescription", "WarehouseID")),
+    "UseDropShipment": 0,
+}
+ORDER_LEAD_DAYS = 7  # an order is invoiced when delivered, a week after it was placed
+
+
+def _sales_order(refs: Refs, entry: Entry, order_row: int) -> Values:
+    """What an order's rows say about it: the order behind invoice `order_row`, its number the
+    invoice's."""
+    return {
+        "OrderID": refs.id("sales_orders", order_row),
+        "OrderNumber": entry.number,
+        "OrderDate": date_value(entry.day - timedelta(days=ORDER_LEAD_DAYS)),
+        "DeliveryDate": date_value(entry.day),
+    }
+
+
+def sales_order_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
+    """An order (SalesOrders, SalesOrderHeaders) behind a sales invoice: its customer, currency,
+    totals and VAT are the invoice's."""
+    entry, order_row, _ = refs.invoice(table, row)
+    invoice = _sales_invoice(refs, entry, order_row)
+    if entry is None or invoice is None:
+        return {}
+    totals = _sales_invoice_totals(entry)
+    return {
+        **{name: value for name, value in invoice.items() if not name.startswith("Invoice")},
+        **{name: invoice[name] for name in ("InvoiceTo", "InvoiceToName")},
+        **totals,
+        "VATAmount": totals["VATAmountFC"],
+        "Description": f"Order {entry.number}",
+        **_sales_order(refs, entry, order_row),
+    }
+
+
+def sales_order_line_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
+    """Line 1 or 2 of an order: the invoice's line, delivered and invoiced in full."""
+    entry, order_row, number = refs.invoice(table, row)
+    if entry is None:
+        return {}
+    line = _sales_invoice_line(refs, entry, 1 + number)
+    return {
+        **line,
+        **_sales_order(refs, entry, order_row),
+        "QuantityDelivered": line["Quantity"],
+        "QuantityInvoiced": line["Quantity"],
+        "VATAmount": line["VATAmountFC"],
     }
 
 
@@ -835,6 +921,10 @@ SIZED_LIKE: dict[str, tuple[str, Callable[[int], int]]] = {
         "sales_invoices",
         lambda rows: rows - -(-rows // SALES_INVOICE_SYNC_ROWS),
     ),
+    # An order behind each sales invoice, with its two lines.
+    "sales_orders": ("sales_invoices", lambda rows: -(-rows // SALES_INVOICE_SYNC_ROWS)),
+    "sales_order_headers": ("sales_invoices", lambda rows: -(-rows // SALES_INVOICE_SYNC_ROWS)),
+    "sales_order_lines": ("sales_invoices", lambda rows: 2 * -(-rows // SALES_INVOICE_SYNC_ROWS)),
 }
 # stream -> (the fields the books give a row, the fields they give every row alike)
 ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
@@ -852,6 +942,15 @@ ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
     "purchase_invoice_lines": (purchase_invoice_line_values, PURCHASE_INVOICE_LINE_CONSTANTS),
     "sales_invoices": (sales_invoice_sync_values, SALES_INVOICE_CONSTANTS),
     "sales_invoice_lines": (sales_invoice_line_values, SALES_INVOICE_CONSTANTS),
+    "sales_orders": (partial(sales_order_values, ("sales_orders", "bulk")), SALES_ORDER_CONSTANTS),
+    "sales_order_headers": (
+        partial(sales_order_values, ("sales_order_headers", "sync")),
+        SALES_ORDER_CONSTANTS,
+    ),
+    "sales_order_lines": (
+        partial(sales_order_line_values, ("sales_order_lines", "sync")),
+        SALES_ORDER_CONSTANTS,
+    ),
     "contacts": (contact_values, {}),
     "addresses": (address_values, {}),
 }
@@ -870,6 +969,18 @@ INVOICE_TABLES: dict[tuple[str, str], tuple[str, int]] = {
     ("sales_invoice_lines", "standard"): ("sales", 2),
     ("purchase_invoices", "standard"): ("purchase", 1),
     ("purchase_invoice_lines", "standard"): ("purchase", 2),
+    # The order behind each sales invoice.
+    ("sales_orders", "bulk"): ("sales", 1),
+    ("sales_orders", "standard"): ("sales", 1),
+    ("sales_order_headers", "sync"): ("sales", 1),
+    ("sales_order_lines", "sync"): ("sales", 2),
+    ("sales_order_lines", "bulk"): ("sales", 2),
+    ("sales_order_lines", "standard"): ("sales", 2),
+}
+# The table that counts each kind's invoices: its rows are the invoices the books start with.
+INVOICES_OF = {
+    "sales": ("sales_invoices", "standard"),
+    "purchase": ("purchase_invoices", "standard"),
 }
 # Rows of the default (sync) endpoint per row of those header-only endpoints: they hold as many
 # invoices as it does.

@@ -520,7 +520,10 @@ class Table:
         for name, salt in factory.spread_fields.items():
             values[name] = spread_datetime(salt, index, audit_stamp=name in AUDIT_STAMPS)
         if factory.book_values is not None:
-            values.update(factory.book_values(index))
+            keys = {k: values[k] for k in factory.key_fields}
+            # A row keeps its own key: where a table goes round the books' rows, the link the
+            # books give (an invoice's OrderID) names the first of them.
+            values.update(factory.book_values(index), **keys)
         values.update(factory.constants)
         return values
 

@@ -469,6 +469,50 @@ def sales_invoices_checked(session: requests.Session, fake: FakeExact) -> tuple[
     return headers, with_lines
 
 
+def test_sales_orders_are_the_orders_behind_the_invoices(fake, session) -> None:
+    invoices, _ = sales_invoices_checked(session, fake)
+    assert len(sales_orders_checked(session, fake, invoices)) == len(invoices) == 44
+
+
+def sales_orders_checked(session: requests.Session, fake: FakeExact, invoices: dict) -> dict:
+    """Behind each sales invoice an order (SalesOrders, and SalesOrderHeaders on sync) of the
+    same customer, currency and total, placed before the invoice date and complete (Status 21);
+    its lines (SalesOrderLines) are the invoice's, delivered and invoiced in full; the invoice's
+    lines name it (SalesOrder, SalesOrderNumber)."""
+    orders = {row["OrderID"]: row for row in read(session, fake, "sales_orders")}
+    headers = {row["OrderID"]: row for row in read(session, fake, "sales_order_headers")}
+    assert set(headers) == set(orders)
+    order_lines: dict[str, list[dict]] = defaultdict(list)
+    for row in read(session, fake, "sales_order_lines"):
+        order_lines[row["OrderID"]].append(row)
+    invoice_lines: dict[str, list[dict]] = defaultdict(list)
+    for row in read(session, fake, "sales_invoices"):
+        if row["LineNumber"]:
+            invoice_lines[row["SalesOrder"]].append(row)
+    assert {row["OrderNumber"] for row in orders.values()} == {
+        row["InvoiceNumber"] for row in invoices.values()
+    }
+    by_number = {row["InvoiceNumber"]: row for row in invoices.values()}
+    for order_id, order in orders.items():
+        invoice = by_number[order["OrderNumber"]]
+        assert headers[order_id]["AmountDC"] == order["AmountDC"] == invoice["AmountDC"]
+        assert (order["OrderedBy"], order["Currency"]) == (
+            invoice["InvoiceTo"],
+            invoice["Currency"],
+        )
+        assert wire_day(order["OrderDate"]) < wire_day(invoice["InvoiceDate"])
+        assert (order["Status"], order["InvoiceStatus"], order["DeliveryStatus"]) == (21, 21, 21)
+        lines = sorted(order_lines.pop(order_id, []), key=lambda row: row["LineNumber"])
+        invoiced = sorted(invoice_lines.pop(order_id, []), key=lambda row: row["LineNumber"])
+        if invoiced:  # the last invoice may be cut short by the table's size
+            assert [(row["Item"], row["AmountDC"]) for row in lines] == [
+                (row["Item"], row["AmountDC"]) for row in invoiced
+            ]
+            assert all(row["QuantityInvoiced"] == row["Quantity"] for row in lines)
+    assert not order_lines and not invoice_lines  # every line is of an order
+    return orders
+
+
 def test_invoices_follow_their_entries(fake, session) -> None:
     """The control API's changes to the entries reach the invoices behind them (Exact keeps an
     invoice with its entry): an added sales or purchase entry adds its invoice and lines, a
@@ -484,6 +528,7 @@ def test_invoices_follow_their_entries(fake, session) -> None:
     new = [added[key] for key in set(added) - set(headers)]
     assert min(int(row["Timestamp"]) for row in new) > max(stamps.values())
     assert len(purchase_invoices_checked(session, fake)) == len(purchases) + 2
+    assert len(sales_orders_checked(session, fake, added)) == len(added)
 
     # The first entries: the opening balance, two sales and a purchase (BLOCK).
     added_ids = {row["InvoiceID"] for row in new}
@@ -503,6 +548,7 @@ def test_invoices_follow_their_entries(fake, session) -> None:
     assert len(left) == len(added) - 2 and {2, 3}.isdisjoint(
         r["InvoiceNumber"] for r in left.values()
     )
+    assert len(sales_orders_checked(session, fake, left)) == len(left)
     logged = {e["EntityKey"] for e in fake.deletions if e["stream"] == "sales_invoices"}
     assert logged == {row["ID"] for row in changed}  # the invoices' sync rows
     assert not [r for r in purchase_invoices_checked(session, fake) if r["EntryNumber"] == 4]
