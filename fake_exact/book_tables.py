@@ -86,6 +86,7 @@ class Refs:
         # Keys of the header-only endpoints, and what every row of an invoice or order names.
         self._prefix["sales_invoices"] = guid_prefix(seed, "sales_invoices", division, "InvoiceID")
         self._prefix["sales_orders"] = guid_prefix(seed, "sales_orders", division, "OrderID")
+        self._prefix["quotations"] = guid_prefix(seed, "quotations", division, "QuotationID")
         self.entry_prefix = guid_prefix(seed, "entries", division, "EntryID")
         # Each kind's invoices: as many as its header-only table (one row per invoice) has.
         self.invoices = {
@@ -905,6 +906,81 @@ def sales_order_line_values(table: tuple[str, str], refs: Refs, row: int) -> Val
     }
 
 
+# --- quotations ----------------------------------------------------------------------------------
+
+# Exact's Quotations: Status 50 accepted (5 rejected ... 25 open ... 50 accepted: picqer/
+# exact-php-client's Quotation), version 1.
+QUOTATION_CONSTANTS: Values = {
+    **SALES_ORDER_CONSTANTS,
+    "Status": 50,
+    "StatusDescription": "Accepted",
+    "VersionNumber": 1,
+    "Optional": False,
+    **dict.fromkeys(("CloseDate", "Opportunity", "OpportunityName", "SalesPerson")),
+    **dict.fromkeys(("SalesPersonFullName", "VATDescription")),
+    **{
+        f"{party}Account{suffix}": None
+        for party in ("Order", "Invoice", "Delivery")
+        for suffix in ("Contact", "ContactFullName")
+    },
+}
+QUOTATION_LEAD_DAYS = 14  # a quotation is accepted (ordered) two weeks after it was made
+QUOTATION_VALID_DAYS = 30
+
+
+def _quotation(refs: Refs, entry: Entry, quotation_row: int) -> Values:
+    """What a quotation's rows say about it: the accepted quotation behind order `quotation_row`,
+    its number the order's."""
+    ordered = entry.day - timedelta(days=ORDER_LEAD_DAYS)
+    made = ordered - timedelta(days=QUOTATION_LEAD_DAYS)
+    return {
+        "QuotationID": refs.id("quotations", quotation_row),
+        "QuotationNumber": entry.number,
+        "QuotationDate": date_value(made),
+        "DueDate": date_value(made + timedelta(days=QUOTATION_VALID_DAYS)),
+        "ClosingDate": date_value(ordered),
+        "DeliveryDate": date_value(entry.day),
+    }
+
+
+def quotation_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
+    """A quotation (Quotations, QuotationHeaders) the customer accepted: its order's customer,
+    currency and totals."""
+    entry, quotation_row, _ = refs.invoice(table, row)
+    if entry is None:
+        return {}
+    code, name = refs.account(entry.account)
+    customer = refs.id("accounts", entry.account)
+    parties = ("Order", "Invoice", "Delivery")
+    totals = _sales_invoice_totals(entry)
+    return {
+        **{f"{party}Account": customer for party in parties},
+        **{f"{party}AccountCode": code for party in parties},
+        **{f"{party}AccountName": name for party in parties},
+        "AmountDC": totals["AmountDC"],
+        "AmountFC": totals["AmountFC"],
+        "VATAmountFC": totals["VATAmountFC"],
+        "Currency": entry.currency,
+        "Description": f"Offerte {entry.number}",
+        "YourRef": entry.your_ref,
+        **_quotation(refs, entry, quotation_row),
+    }
+
+
+def quotation_line_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
+    """Line 1 or 2 of a quotation: its order's line."""
+    entry, quotation_row, number = refs.invoice(table, row)
+    if entry is None:
+        return {}
+    line = _sales_invoice_line(refs, entry, 1 + number)
+    return {
+        **line,
+        "VATDescription": line["VATCodeDescription"],
+        "QuotationID": refs.id("quotations", quotation_row),
+        "QuotationNumber": entry.number,
+    }
+
+
 LINE_CONSTANTS: Values = {
     **dict.fromkeys(_EMPTY_LINE_FIELDS),
     "LineType": 0,
@@ -925,6 +1001,10 @@ SIZED_LIKE: dict[str, tuple[str, Callable[[int], int]]] = {
     "sales_orders": ("sales_invoices", lambda rows: -(-rows // SALES_INVOICE_SYNC_ROWS)),
     "sales_order_headers": ("sales_invoices", lambda rows: -(-rows // SALES_INVOICE_SYNC_ROWS)),
     "sales_order_lines": ("sales_invoices", lambda rows: 2 * -(-rows // SALES_INVOICE_SYNC_ROWS)),
+    # The quotation behind each order, with its two lines.
+    "quotations": ("sales_invoices", lambda rows: -(-rows // SALES_INVOICE_SYNC_ROWS)),
+    "quotation_headers": ("sales_invoices", lambda rows: -(-rows // SALES_INVOICE_SYNC_ROWS)),
+    "quotation_lines": ("sales_invoices", lambda rows: 2 * -(-rows // SALES_INVOICE_SYNC_ROWS)),
 }
 # stream -> (the fields the books give a row, the fields they give every row alike)
 ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
@@ -951,6 +1031,15 @@ ROW_VALUES: dict[str, tuple[Callable[[Refs, int], Values], Values]] = {
         partial(sales_order_line_values, ("sales_order_lines", "sync")),
         SALES_ORDER_CONSTANTS,
     ),
+    "quotations": (partial(quotation_values, ("quotations", "bulk")), QUOTATION_CONSTANTS),
+    "quotation_headers": (
+        partial(quotation_values, ("quotation_headers", "sync")),
+        QUOTATION_CONSTANTS,
+    ),
+    "quotation_lines": (
+        partial(quotation_line_values, ("quotation_lines", "sync")),
+        QUOTATION_CONSTANTS,
+    ),
     "contacts": (contact_values, {}),
     "addresses": (address_values, {}),
 }
@@ -976,6 +1065,13 @@ INVOICE_TABLES: dict[tuple[str, str], tuple[str, int]] = {
     ("sales_order_lines", "sync"): ("sales", 2),
     ("sales_order_lines", "bulk"): ("sales", 2),
     ("sales_order_lines", "standard"): ("sales", 2),
+    # The quotation behind each order.
+    ("quotations", "bulk"): ("sales", 1),
+    ("quotations", "standard"): ("sales", 1),
+    ("quotation_headers", "sync"): ("sales", 1),
+    ("quotation_lines", "sync"): ("sales", 2),
+    ("quotation_lines", "bulk"): ("sales", 2),
+    ("quotation_lines", "standard"): ("sales", 2),
 }
 # The table that counts each kind's invoices: its rows are the invoices the books start with.
 INVOICES_OF = {

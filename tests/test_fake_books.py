@@ -471,7 +471,43 @@ def sales_invoices_checked(session: requests.Session, fake: FakeExact) -> tuple[
 
 def test_sales_orders_are_the_orders_behind_the_invoices(fake, session) -> None:
     invoices, _ = sales_invoices_checked(session, fake)
-    assert len(sales_orders_checked(session, fake, invoices)) == len(invoices) == 44
+    orders = sales_orders_checked(session, fake, invoices)
+    assert len(orders) == len(invoices) == 44
+    assert len(quotations_checked(session, fake, orders)) == 44
+
+
+def quotations_checked(session: requests.Session, fake: FakeExact, orders: dict) -> dict:
+    """Behind each sales order the quotation the customer accepted (Quotations, and
+    QuotationHeaders on sync; Status 50): same number, customer, currency and total, made
+    before the order and closed on its date; its lines (QuotationLines) the order's."""
+    quotations = {row["QuotationID"]: row for row in read(session, fake, "quotations")}
+    headers = {row["QuotationID"]: row for row in read(session, fake, "quotation_headers")}
+    assert set(headers) == set(quotations)
+    quoted: dict[str, list[dict]] = defaultdict(list)
+    for row in read(session, fake, "quotation_lines"):
+        quoted[row["QuotationID"]].append(row)
+    order_lines: dict[int, list[dict]] = defaultdict(list)
+    for row in read(session, fake, "sales_order_lines"):
+        order_lines[row["OrderNumber"]].append(row)
+    by_number = {row["OrderNumber"]: row for row in orders.values()}
+    assert {row["QuotationNumber"] for row in quotations.values()} == set(by_number)
+    for quotation_id, quotation in quotations.items():
+        order = by_number[quotation["QuotationNumber"]]
+        assert headers[quotation_id]["AmountDC"] == quotation["AmountDC"] == order["AmountDC"]
+        assert (quotation["OrderAccount"], quotation["Currency"], quotation["Status"]) == (
+            order["OrderedBy"],
+            order["Currency"],
+            50,
+        )
+        made, closed = wire_day(quotation["QuotationDate"]), wire_day(quotation["ClosingDate"])
+        assert made < closed == wire_day(order["OrderDate"])
+        lines = sorted(quoted.pop(quotation_id, []), key=lambda row: row["LineNumber"])
+        ordered = sorted(order_lines.pop(order["OrderNumber"]), key=lambda row: row["LineNumber"])
+        assert [(row["Item"], row["AmountDC"]) for row in lines] == [
+            (row["Item"], row["AmountDC"]) for row in ordered
+        ]
+    assert not quoted  # every line is of a quotation
+    return quotations
 
 
 def sales_orders_checked(session: requests.Session, fake: FakeExact, invoices: dict) -> dict:
@@ -528,7 +564,8 @@ def test_invoices_follow_their_entries(fake, session) -> None:
     new = [added[key] for key in set(added) - set(headers)]
     assert min(int(row["Timestamp"]) for row in new) > max(stamps.values())
     assert len(purchase_invoices_checked(session, fake)) == len(purchases) + 2
-    assert len(sales_orders_checked(session, fake, added)) == len(added)
+    orders = sales_orders_checked(session, fake, added)
+    assert len(orders) == len(quotations_checked(session, fake, orders)) == len(added)
 
     # The first entries: the opening balance, two sales and a purchase (BLOCK).
     added_ids = {row["InvoiceID"] for row in new}
@@ -548,7 +585,8 @@ def test_invoices_follow_their_entries(fake, session) -> None:
     assert len(left) == len(added) - 2 and {2, 3}.isdisjoint(
         r["InvoiceNumber"] for r in left.values()
     )
-    assert len(sales_orders_checked(session, fake, left)) == len(left)
+    orders = sales_orders_checked(session, fake, left)
+    assert len(orders) == len(quotations_checked(session, fake, orders)) == len(left)
     logged = {e["EntityKey"] for e in fake.deletions if e["stream"] == "sales_invoices"}
     assert logged == {row["ID"] for row in changed}  # the invoices' sync rows
     assert not [r for r in purchase_invoices_checked(session, fake) if r["EntryNumber"] == 4]
