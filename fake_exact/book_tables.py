@@ -891,12 +891,21 @@ def sales_order_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
     }
 
 
+def _line_behind(table: tuple[str, str], refs: Refs, row: int) -> tuple[Entry, int, Values] | None:
+    """Row `row` of a table of two lines per invoice: (the invoice's entry, the invoice's number,
+    the invoice line's values)."""
+    entry, number, part = refs.invoice(table, row)
+    if entry is None:
+        return None
+    return entry, number, _sales_invoice_line(refs, entry, 1 + part)
+
+
 def sales_order_line_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
     """Line 1 or 2 of an order: the invoice's line, delivered and invoiced in full."""
-    entry, order_row, number = refs.invoice(table, row)
-    if entry is None:
+    found = _line_behind(table, refs, row)
+    if found is None:
         return {}
-    line = _sales_invoice_line(refs, entry, 1 + number)
+    entry, order_row, line = found
     return {
         **line,
         **_sales_order(refs, entry, order_row),
@@ -969,10 +978,10 @@ def quotation_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
 
 def quotation_line_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
     """Line 1 or 2 of a quotation: its order's line."""
-    entry, quotation_row, number = refs.invoice(table, row)
-    if entry is None:
+    found = _line_behind(table, refs, row)
+    if found is None:
         return {}
-    line = _sales_invoice_line(refs, entry, 1 + number)
+    entry, quotation_row, line = found
     return {
         **line,
         "VATDescription": line["VATCodeDescription"],

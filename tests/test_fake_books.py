@@ -55,6 +55,17 @@ def read(
         url, params = d["__next"], None
 
 
+def keyed(rows: list[dict], key: str) -> dict:
+    return {row[key]: row for row in rows}
+
+
+def grouped(rows: list[dict], key: str) -> dict[object, list[dict]]:
+    groups: dict[object, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row[key]].append(row)
+    return groups
+
+
 def cents(value: float) -> int:
     return round(value * 100)
 
@@ -480,15 +491,11 @@ def quotations_checked(session: requests.Session, fake: FakeExact, orders: dict)
     """Behind each sales order the quotation the customer accepted (Quotations, and
     QuotationHeaders on sync; Status 50): same number, customer, currency and total, made
     before the order and closed on its date; its lines (QuotationLines) the order's."""
-    quotations = {row["QuotationID"]: row for row in read(session, fake, "quotations")}
-    headers = {row["QuotationID"]: row for row in read(session, fake, "quotation_headers")}
+    quotations = keyed(read(session, fake, "quotations"), "QuotationID")
+    headers = keyed(read(session, fake, "quotation_headers"), "QuotationID")
     assert set(headers) == set(quotations)
-    quoted: dict[str, list[dict]] = defaultdict(list)
-    for row in read(session, fake, "quotation_lines"):
-        quoted[row["QuotationID"]].append(row)
-    order_lines: dict[int, list[dict]] = defaultdict(list)
-    for row in read(session, fake, "sales_order_lines"):
-        order_lines[row["OrderNumber"]].append(row)
+    quoted = grouped(read(session, fake, "quotation_lines"), "QuotationID")
+    order_lines = grouped(read(session, fake, "sales_order_lines"), "OrderNumber")
     by_number = {row["OrderNumber"]: row for row in orders.values()}
     assert {row["QuotationNumber"] for row in quotations.values()} == set(by_number)
     for quotation_id, quotation in quotations.items():
@@ -515,16 +522,12 @@ def sales_orders_checked(session: requests.Session, fake: FakeExact, invoices: d
     same customer, currency and total, placed before the invoice date and complete (Status 21);
     its lines (SalesOrderLines) are the invoice's, delivered and invoiced in full; the invoice's
     lines name it (SalesOrder, SalesOrderNumber)."""
-    orders = {row["OrderID"]: row for row in read(session, fake, "sales_orders")}
-    headers = {row["OrderID"]: row for row in read(session, fake, "sales_order_headers")}
+    orders = keyed(read(session, fake, "sales_orders"), "OrderID")
+    headers = keyed(read(session, fake, "sales_order_headers"), "OrderID")
     assert set(headers) == set(orders)
-    order_lines: dict[str, list[dict]] = defaultdict(list)
-    for row in read(session, fake, "sales_order_lines"):
-        order_lines[row["OrderID"]].append(row)
-    invoice_lines: dict[str, list[dict]] = defaultdict(list)
-    for row in read(session, fake, "sales_invoices"):
-        if row["LineNumber"]:
-            invoice_lines[row["SalesOrder"]].append(row)
+    order_lines = grouped(read(session, fake, "sales_order_lines"), "OrderID")
+    line_rows = [row for row in read(session, fake, "sales_invoices") if row["LineNumber"]]
+    invoice_lines = grouped(line_rows, "SalesOrder")
     assert {row["OrderNumber"] for row in orders.values()} == {
         row["InvoiceNumber"] for row in invoices.values()
     }
