@@ -81,6 +81,7 @@ class Refs:
                 "financial_periods",
                 "contacts",
                 "purchase_invoices",
+                "sales_order_lines",
             )
         }
         # Keys of the header-only endpoints, and what every row of an invoice or order names.
@@ -105,6 +106,12 @@ class Refs:
         where = self.invoice_tables[table]
         number, part = where.locate(row)
         return self.invoices[where.kind].entry(number), number, part
+
+    def key_of(self, table: tuple[str, str], number: int) -> str | None:
+        """The key of invoice `number`'s (first) row in a header-only table: what other rows
+        name it by."""
+        rows = self.invoice_tables[table].rows(number)
+        return self.id(table[0], rows[0]) if rows else None
 
     def id(self, stream: str, row: int | None) -> str | None:
         return None if row is None else guid(self._prefix[stream], row)
@@ -533,6 +540,8 @@ class Invoices:
         return self.books.changes.invoices.get(self.kind, [])
 
     def entry(self, number: int) -> Entry | None:
+        if number < 0:
+            return None
         if number >= self.generated:
             added = self._added()
             at = number - self.generated
@@ -568,20 +577,22 @@ class InvoiceTable:
     generated: int
 
     def locate(self, row: int) -> tuple[int, int]:
-        """Row -> (invoice number, row within the invoice)."""
+        """Row -> (invoice number, row within the invoice); number -1: no invoice."""
         if row < self.base:
             number, part = divmod(row, self.per_invoice)
             # A table a test sized larger than its invoices goes round them.
-            return number % max(1, self.generated), part
+            return (number % self.generated if self.generated else -1), part
         number, part = divmod(row - self.base, self.per_invoice)
         return self.generated + number, part
 
-    def rows(self, number: int) -> range:
-        if number < self.generated:
-            first = number * self.per_invoice
-            return range(first, min(first + self.per_invoice, self.base))
-        first = self.base + (number - self.generated) * self.per_invoice
-        return range(first, first + self.per_invoice)
+    def rows(self, number: int) -> list[int]:
+        """The rows of invoice `number`: in every round of a table that goes round them."""
+        per = self.per_invoice
+        if number >= self.generated:
+            first = self.base + (number - self.generated) * per
+            return list(range(first, first + per))
+        rounds = range(number * per, self.base, per * self.generated)
+        return [row for first in rounds for row in range(first, min(first + per, self.base))]
 
 
 # Exact's purchase/PurchaseInvoices: Type 8033 purchase invoice, Status 50 processed, Source 3
@@ -641,7 +652,7 @@ def purchase_invoice_line_values(refs: Refs, row: int) -> Values:
         "AmountDC": cents(line.amount_dc),
         "Currency": DIVISION_CURRENCY,
         "Description": line.description,
-        "InvoiceID": refs.id("purchase_invoices", invoice_row),
+        "InvoiceID": refs.key_of(("purchase_invoices", "standard"), invoice_row),
         "InvoiceType": 8033,
         "LineNumber": 1 + number,
         "NetPrice": cents(line.amount_dc),
@@ -670,7 +681,6 @@ SALES_INVOICE_CONSTANTS: Values = {
     **dict.fromkeys(("Document", "DocumentNumber", "DocumentSubject", "Employee", "Notes")),
     **dict.fromkeys(("PaymentCondition", "PaymentConditionDescription", "PaymentReference")),
     **dict.fromkeys(("Project", "ProjectDescription", "ProjectWBS", "ProjectWBSDescription")),
-    "SalesOrderLine": None,
     **dict.fromkeys(("Salesperson", "SalespersonFullName", "Subscription", "Warehouse")),
     **dict.fromkeys(("Remarks", "ExtraDutyAmountFC", "ExtraDutyPercentage", "IsExtraDuty")),
     **dict.fromkeys(("WithholdingTaxAmountFC", "WithholdingTaxBaseAmount")),
@@ -697,6 +707,7 @@ SALES_INVOICE_CONSTANTS: Values = {
 # 1 and 2 its lines (REFERENCE.md, "Header/line endpoints"); the other endpoints a row per
 # invoice (SalesInvoices) or per line (SalesInvoiceLines).
 SALES_INVOICE_SYNC_ROWS = 3
+ORDER_LEAD_DAYS = 7  # an order is invoiced when delivered, a week after it was placed
 
 
 def _sales_invoice(refs: Refs, entry: Entry | None, invoice_row: int) -> Values | None:
@@ -706,10 +717,10 @@ def _sales_invoice(refs: Refs, entry: Entry | None, invoice_row: int) -> Values 
     customer = refs.id("accounts", entry.account)
     name = refs.account(entry.account)[1]
     return {
-        "InvoiceID": refs.id("sales_invoices", invoice_row),
+        "InvoiceID": refs.key_of(("sales_invoices", "standard"), invoice_row),
         "InvoiceNumber": entry.number,
         "InvoiceDate": date_value(entry.day),
-        "OrderDate": date_value(entry.day),
+        "OrderDate": date_value(entry.day - timedelta(days=ORDER_LEAD_DAYS)),
         "DueDate": None if entry.due is None else date_value(entry.due),
         "Currency": entry.currency,
         "YourRef": entry.your_ref,
@@ -765,9 +776,13 @@ def _sales_invoice_line(refs: Refs, entry: Entry, number: int) -> Values:
 
 def _invoiced_order_line(refs: Refs, entry: Entry, invoice_row: int, number: int) -> Values:
     """Where an invoice line comes from: line `number` of the order behind the invoice."""
+    order_lines = refs.invoice_tables[("sales_order_lines", "sync")].rows(invoice_row)
     return {
-        "SalesOrder": refs.id("sales_orders", invoice_row),
+        "SalesOrder": refs.key_of(("sales_orders", "bulk"), invoice_row),
         "SalesOrderNumber": entry.number,
+        "SalesOrderLine": refs.id("sales_order_lines", order_lines[number - 1])
+        if len(order_lines) >= number
+        else None,
         "SalesOrderLineNumber": number,
     }
 
@@ -775,6 +790,7 @@ def _invoiced_order_line(refs: Refs, entry: Entry, invoice_row: int, number: int
 # Fields of a sync row that only a line fills.
 _LINE_ONLY = (
     "SalesOrder",
+    "SalesOrderLine",
     "SalesOrderNumber",
     "SalesOrderLineNumber",
     "GLAccount",
@@ -833,7 +849,7 @@ def sales_invoice_line_values(refs: Refs, row: int) -> Values:
     if entry is None:
         return {}
     return {
-        "InvoiceID": refs.id("sales_invoices", invoice_row),
+        "InvoiceID": refs.key_of(("sales_invoices", "standard"), invoice_row),
         **_sales_invoice_line(refs, entry, 1 + number),
         **_invoiced_order_line(refs, entry, invoice_row, 1 + number),
     }
@@ -859,14 +875,13 @@ SALES_ORDER_CONSTANTS: Values = {
     **dict.fromkeys(("WarehouseCode", "WarehouseDescription", "WarehouseID")),
     "UseDropShipment": 0,
 }
-ORDER_LEAD_DAYS = 7  # an order is invoiced when delivered, a week after it was placed
 
 
 def _sales_order(refs: Refs, entry: Entry, order_row: int) -> Values:
     """What an order's rows say about it: the order behind invoice `order_row`, its number the
     invoice's."""
     return {
-        "OrderID": refs.id("sales_orders", order_row),
+        "OrderID": refs.key_of(("sales_orders", "bulk"), order_row),
         "OrderNumber": entry.number,
         "OrderDate": date_value(entry.day - timedelta(days=ORDER_LEAD_DAYS)),
         "DeliveryDate": date_value(entry.day),
@@ -943,7 +958,7 @@ def _quotation(refs: Refs, entry: Entry, quotation_row: int) -> Values:
     ordered = entry.day - timedelta(days=ORDER_LEAD_DAYS)
     made = ordered - timedelta(days=QUOTATION_LEAD_DAYS)
     return {
-        "QuotationID": refs.id("quotations", quotation_row),
+        "QuotationID": refs.key_of(("quotations", "bulk"), quotation_row),
         "QuotationNumber": entry.number,
         "QuotationDate": date_value(made),
         "DueDate": date_value(made + timedelta(days=QUOTATION_VALID_DAYS)),
@@ -985,7 +1000,7 @@ def quotation_line_values(table: tuple[str, str], refs: Refs, row: int) -> Value
     return {
         **line,
         "VATDescription": line["VATCodeDescription"],
-        "QuotationID": refs.id("quotations", quotation_row),
+        "QuotationID": refs.key_of(("quotations", "bulk"), quotation_row),
         "QuotationNumber": entry.number,
     }
 

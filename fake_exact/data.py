@@ -966,6 +966,8 @@ class Dataset:
             raise ValueError(f"{name} cannot be mutated")
         if spec.name in COMPUTED:
             raise ValueError(f"{name} is computed from the entries: change transaction_lines")
+        if insert and division and spec.name in {stream for stream, _ in INVOICE_TABLES}:
+            raise ValueError(f"{name} lists what is behind the entries: insert transaction_lines")
         table = self.table(spec, division)
         if spec.name == "transaction_lines" and division:
             return self._mutate_entries(
@@ -1119,9 +1121,9 @@ class Dataset:
                     )
             for entry in changed:
                 for index in (i for n in invoices.numbers(entry) for i in where.rows(n)):
-                    if table.exists(index):
+                    if table.exists(index):  # re-stamped; its values are the entry's
                         table.touch(
-                            index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=True
+                            index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=False
                         )
             gone = [
                 index
