@@ -710,10 +710,8 @@ SALES_INVOICE_SYNC_ROWS = 3
 ORDER_LEAD_DAYS = 7  # an order is invoiced when delivered, a week after it was placed
 
 
-def _sales_invoice(refs: Refs, entry: Entry | None, invoice_row: int) -> Values | None:
+def _sales_invoice(refs: Refs, entry: Entry, invoice_row: int) -> Values:
     """What every row of a sales invoice says about it, from the entry behind it."""
-    if entry is None:
-        return None
     customer = refs.id("accounts", entry.account)
     name = refs.account(entry.account)[1]
     return {
@@ -814,9 +812,9 @@ def sales_invoice_values(refs: Refs, row: int) -> Values:
     InvoiceNumber is the entry's EntryNumber (Exact copies it there when the invoice is
     processed), the total with VAT is the debtors' line."""
     entry, invoice_row, _ = refs.invoice(("sales_invoices", "standard"), row)
-    invoice = _sales_invoice(refs, entry, invoice_row)
-    if entry is None or invoice is None:
+    if entry is None:
         return {}
+    invoice = _sales_invoice(refs, entry, invoice_row)
     return {**invoice, **_sales_invoice_totals(entry)}
 
 
@@ -825,9 +823,9 @@ def sales_invoice_sync_values(refs: Refs, row: int) -> Values:
     figures; line fields empty) or line 1 or 2 (the line's figures; AmountFCExclVat, which
     Exact supports for the header only, empty), each with the invoice's own fields."""
     entry, invoice_row, number = refs.invoice(("sales_invoices", "sync"), row)
-    invoice = _sales_invoice(refs, entry, invoice_row)
-    if entry is None or invoice is None:
+    if entry is None:
         return {}
+    invoice = _sales_invoice(refs, entry, invoice_row)
     if number == 0:
         return {
             **invoice,
@@ -892,9 +890,9 @@ def sales_order_values(table: tuple[str, str], refs: Refs, row: int) -> Values:
     """An order (SalesOrders, SalesOrderHeaders) behind a sales invoice: its customer, currency,
     totals and VAT are the invoice's."""
     entry, order_row, _ = refs.invoice(table, row)
-    invoice = _sales_invoice(refs, entry, order_row)
-    if entry is None or invoice is None:
+    if entry is None:
         return {}
+    invoice = _sales_invoice(refs, entry, order_row)
     totals = _sales_invoice_totals(entry)
     return {
         **{name: value for name, value in invoice.items() if not name.startswith("Invoice")},

@@ -339,6 +339,7 @@ class RowFactory:
         fields = spec.fields
         self.key_fields = [k for k in spec.keys if k in fields and k != "Division"]
         self.guid_key = next((k for k in self.key_fields if fields[k] == "Edm.Guid"), None)
+        self.book_keys = [k for k in self.key_fields if k in self.book_fields]
         self._guid_prefix = {k: _guid_prefix(seed, spec.name, division, k) for k in self.key_fields}
         # Date-times generated per row (not Modified: its order is what incremental reads use).
         self.spread_fields = {
@@ -520,10 +521,11 @@ class Table:
         for name, salt in factory.spread_fields.items():
             values[name] = spread_datetime(salt, index, audit_stamp=name in AUDIT_STAMPS)
         if factory.book_values is not None:
-            keys = {k: values[k] for k in factory.key_fields}
+            values.update(factory.book_values(index))
             # A row keeps its own key: where a table goes round the books' rows, the link the
             # books give (an invoice's OrderID) names the first of them.
-            values.update(factory.book_values(index), **keys)
+            for name in factory.book_keys:
+                values[name] = factory.key_value(name, index)
         values.update(factory.constants)
         return values
 
