@@ -7,7 +7,7 @@ slot per possible row so a row keeps its key while the books change around it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
@@ -106,6 +106,12 @@ class Refs:
         where = self.invoice_tables[table]
         number, part = where.locate(row)
         return self.invoices[where.kind].entry(number), number, part
+
+    def rows_behind(self, table: tuple[str, str], entries: Sequence[int]) -> list[int]:
+        """The rows of an invoice table that the invoices of these entries have."""
+        where = self.invoice_tables[table]
+        invoices = self.invoices[where.kind]
+        return [row for e in entries for n in invoices.numbers(e) for row in where.rows(n)]
 
     def key_of(self, table: tuple[str, str], number: int) -> str | None:
         """The key of invoice `number`'s (first) row in a header-only table: what other rows

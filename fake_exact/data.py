@@ -1112,28 +1112,16 @@ class Dataset:
         adds its invoice's rows to every invoice table, a changed one changes them (new
         Timestamps, Modified now), a deleted one deletes them."""
         refs = self.books(division)[1]
-        for (name, api), where in refs.invoice_tables.items():
+        for name, api in refs.invoice_tables:
             table = self.table(self.spec(name, api), division)
-            invoices = refs.invoices[where.kind]
-            for entry in added:
-                for index in (i for n in invoices.numbers(entry) for i in where.rows(n)):
-                    table.n = max(table.n, index + 1)
+            for index in refs.rows_behind((name, api), added):
+                table.n = max(table.n, index + 1)
+            for index in refs.rows_behind((name, api), [*added, *changed]):
+                if table.exists(index):  # (re-)stamped; its values are the entry's
                     table.touch(
                         index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=False
                     )
-            for entry in changed:
-                for index in (i for n in invoices.numbers(entry) for i in where.rows(n)):
-                    if table.exists(index):  # re-stamped; its values are the entry's
-                        table.touch(
-                            index, new_ts=self._ts_for(table), now_ms=now_ms, bump_version=False
-                        )
-            gone = [
-                index
-                for entry in deleted
-                for number in invoices.numbers(entry)
-                for index in where.rows(number)
-                if table.exists(index)
-            ]
+            gone = [i for i in refs.rows_behind((name, api), deleted) if table.exists(i)]
             self._delete_rows(table, gone, now_ms)
 
     def _deletion(self, table: Table, key: object, now_ms: int) -> dict[str, object]:
